@@ -1,0 +1,229 @@
+"""A throwaway Wazuh home, the analysisd queue socket and integratord's way of running the script.
+
+The script runs as wazuh-integratord runs it (wazuh-contract.md section 1): through the
+`custom-virustotal_ip` wrapper in <home>/integrations, cwd <home>, stdin /dev/null, a new
+session, the 4.14 argv. <home>/framework/python is a virtual environment over the test
+interpreter, so the wrapper starts a real `framework/python/bin/python3` with `requests`.
+The queue socket is a real AF_UNIX datagram socket (wazuh-contract.md section 3).
+Used by the tests (conftest.py), the benchmarks and the demo.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from vt_server import VTServer
+
+REPO = Path(__file__).resolve().parent.parent
+FILES = REPO / "files"
+SCRIPT = FILES / "custom-virustotal_ip.py"
+WRAPPER = FILES / "custom-virustotal_ip"
+RULES = FILES / "virustotal_ip_rules.xml"
+FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "vt_ip_objects.json").read_text())
+API_KEY = "test-key-" + "0123456789abcdef" * 4
+NO_DEBUG = "> /dev/null 2>&1"
+
+
+def load_script():
+    """The deployed script as a module, for its pure functions."""
+    spec = importlib.util.spec_from_file_location("custom_virustotal_ip", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sample_alert(ip: str = "64.62.197.132", **extra: object) -> dict:
+    """The seed's sshd alert (seed-readme.md, Test 1) with another source IP."""
+    alert = {
+        "timestamp": "2025-07-21T12:41:18.157+0000",
+        "rule": {"level": 5, "description": f"sshd: Authentication succeeded from a public IP address {ip}.",
+                 "id": "100003", "firedtimes": 2, "mail": False,
+                 "groups": ["local", "syslog", "sshd", "authentication_failed", "authentication_success"],
+                 "pci_dss": ["10.2.4", "10.2.5"]},
+        "agent": {"id": "000", "name": "rhel9.localdomain"},
+        "manager": {"name": "rhel9.localdomain"},
+        "id": "1753101678.8211",
+        "full_log": f"Dec 10 01:02:02 host sshd[1234]: Accepted none for root from {ip} port 1066 ssh2",
+        "predecoder": {"program_name": "sshd", "timestamp": "Dec 10 01:02:02", "hostname": "host"},
+        "decoder": {"parent": "sshd", "name": "sshd"},
+        "data": {"srcip": ip, "srcport": "1066", "dstuser": "root"},
+        "location": "/var/log/test.log",
+    }
+    alert.update(extra)
+    return alert
+
+
+def split_message(raw: bytes) -> tuple:
+    """`1:<location>:<json>` as analysisd splits it: the location ends at the first `:` that
+    is not escaped (`|:` is a colon, `||` a pipe; wazuh-contract.md section 3)."""
+    text = raw.decode()
+    assert text.startswith("1:"), text[:80]
+    location, i = [], 2
+    while text[i] != ":":
+        if text[i] == "|" and text[i + 1] in "|:":
+            i += 1
+        location.append(text[i])
+        i += 1
+    return "".join(location), json.loads(text[i + 1:])
+
+
+class Result:
+    def __init__(self, proc: subprocess.CompletedProcess, elapsed: float, messages: list,
+                 log: str) -> None:
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.elapsed = elapsed
+        self.messages = messages      # raw datagrams received by the queue socket
+        self.log = log                # what this run appended to integrations.log
+
+    def events(self) -> list:
+        """(location, decoded JSON) for every datagram."""
+        return [split_message(raw) for raw in self.messages]
+
+    def event(self) -> dict:
+        events = self.events()
+        assert len(events) == 1, f"expected one event, got {len(events)}; log: {self.log}"
+        return events[0][1]
+
+
+class WazuhHome:
+    """A Wazuh home as the script sees it: integrations/, etc/, logs/, queue/, var/."""
+
+    def __init__(self, root: Path, vt: VTServer) -> None:
+        self.root = root
+        self.vt = vt
+        for sub in ("integrations", "etc/rules", "logs", "queue/sockets", "var", "tmp"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        for src in (SCRIPT, WRAPPER):
+            shutil.copy(src, root / "integrations" / src.name)
+            os.chmod(root / "integrations" / src.name, 0o750)
+        self._python()
+        self.config({"api_url": vt.url})
+        self.sock: socket.socket | None = None
+        self.open_queue()
+
+    def _python(self) -> None:
+        fw = self.root / "framework" / "python"
+        (fw / "bin").mkdir(parents=True)
+        base = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
+        (fw / "bin" / "python3").symlink_to(base)
+        (fw / "pyvenv.cfg").write_text(
+            f"home = {base.parent}\ninclude-system-site-packages = false\n"
+            f"version = {sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}\n")
+        lib = fw / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+        lib.mkdir(parents=True)
+        (lib / "site-packages").symlink_to(sysconfig.get_paths()["purelib"])
+
+    @property
+    def queue_path(self) -> Path:
+        return self.root / "queue" / "sockets" / "queue"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "logs" / "integrations.log"
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "var" / "virustotal_ip" / "cache.db"
+
+    def open_queue(self) -> None:
+        """Bind the queue socket as analysisd does (AF_UNIX, SOCK_DGRAM)."""
+        if self.queue_path.exists():
+            self.queue_path.unlink()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.bind(str(self.queue_path))
+
+    def close_queue(self, unlink: bool) -> None:
+        """analysisd down: the socket file stays (connection refused) or is gone."""
+        self.sock.close()
+        self.sock = None
+        if unlink:
+            self.queue_path.unlink()
+
+    def drain_queue(self) -> list:
+        out = []
+        while self.sock is not None:
+            try:
+                out.append(self.sock.recv(1 << 17, socket.MSG_DONTWAIT))
+            except BlockingIOError:
+                break
+        return out
+
+    def config(self, values: dict) -> None:
+        (self.root / "etc" / "custom-virustotal_ip.json").write_text(json.dumps(values))
+
+    def sql(self, query: str, args: tuple = ()) -> list:
+        with sqlite3.connect(self.db_path) as db:
+            return db.execute(query, args).fetchall()
+
+    def _log_offset(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.is_file() else 0
+
+    def _finish(self, proc, started: float, offset: int) -> Result:
+        elapsed = time.monotonic() - started
+        log = ""
+        if self.log_path.is_file():
+            with open(self.log_path, "rb") as fh:
+                fh.seek(offset)
+                log = fh.read().decode("utf-8", "replace")
+        return Result(proc, elapsed, self.drain_queue(), log)
+
+    def write_alert(self, alert: object) -> Path:
+        """An alert file as integratord names it: /tmp/<name>-<epoch>-<rand>.alert."""
+        path = self.root / "tmp" / f"custom-virustotal_ip-{int(time.time())}-{secrets.randbelow(10**9)}.alert"
+        if isinstance(alert, bytes):
+            path.write_bytes(alert)
+        elif alert is not None:
+            path.write_text(json.dumps(alert))
+        return path
+
+    def integratord_argv(self, alert_path: Path, api_key: str = API_KEY, debug: bool = False,
+                         options: dict | None = None, timeout: int = 10, retries: int = 3) -> list:
+        """wazuh-integratord 4.14's argv (wazuh-contract.md section 1)."""
+        opt = ""
+        if options is not None:
+            opt_path = alert_path.with_suffix(".options")
+            opt_path.write_text(json.dumps(options))
+            opt = str(opt_path)
+        argv = [str(self.root / "integrations" / "custom-virustotal_ip"), str(alert_path), api_key, "",
+                "debug" if debug else "", opt, str(timeout), str(retries)]
+        return argv if debug else argv + [NO_DEBUG]
+
+    def run_argv(self, argv: list, env: dict | None = None) -> Result:
+        offset, started = self._log_offset(), time.monotonic()
+        proc = subprocess.run(argv, cwd=self.root, stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, start_new_session=True, timeout=120,
+                              env=env if env is not None else _clean_env())
+        return self._finish(proc, started, offset)
+
+    def run(self, alert: object = None, **kwargs: object) -> Result:
+        """One integratord run for `alert` (default: the seed's sshd alert)."""
+        alert_path = self.write_alert(sample_alert() if alert is None else alert)
+        return self.run_argv(self.integratord_argv(alert_path, **kwargs))
+
+    def cli(self, *args: str, env: dict | None = None) -> Result:
+        """An analyst command: python3 custom-virustotal_ip.py --check/--status/--drain ..."""
+        python = str(self.root / "framework" / "python" / "bin" / "python3")
+        return self.run_argv([python, str(self.root / "integrations" / "custom-virustotal_ip.py"), *args],
+                             env=env)
+
+
+def _clean_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VT_", "WAZUH_", "PYTHON"))}
+    env.pop("HTTP_PROXY", None)
+    env.pop("HTTPS_PROXY", None)
+    env["NO_PROXY"] = "127.0.0.1,localhost"
+    return env

@@ -1,0 +1,182 @@
+"""Frugal with a 4-requests-a-minute key: quota outages, the rate budget, deferral and --drain,
+and the analyst commands --check and --status.
+
+Time passing is simulated by moving the stored deadlines (quota_until, request timestamps)
+into the past, never by sleeping.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+from harness import API_KEY, sample_alert
+
+
+@pytest.fixture(autouse=True)
+def key_in_config(home, vt):
+    """As deployed: --drain (cron) finds the key in the config file, not in argv."""
+    home.config({"api_url": vt.url, "api_key": API_KEY})
+
+
+def configure(home, **values) -> None:
+    home.config({"api_url": home.vt.url, "api_key": API_KEY, **values})
+
+
+def alert(ip: str, alert_id: str) -> dict:
+    a = sample_alert(ip)
+    a["id"] = alert_id
+    return a
+
+
+def quota_over(home) -> None:
+    """The minute the quota block lasts has passed."""
+    home.sql("UPDATE state SET value = ? WHERE key = 'quota_until'", (str(time.time() - 1),))
+
+
+@pytest.mark.parametrize("code", ["QuotaExceededError", "TooManyRequestsError"])
+def test_quota_outage_sends_one_error_event_and_defers_every_alert(home, vt, code):
+    vt.fail(status=429, code=code, message="Quota exceeded")
+    first = home.run(alert("64.62.197.132", "1.1"))
+    assert first.event()["virustotal_ip"]["error"] == code
+    later = [home.run(alert(ip, f"1.{i}")) for i, ip in enumerate(["64.62.197.132", "108.157.98.17"], 2)]
+    assert [r.messages for r in later] == [[], []]
+    assert [r.rc for r in later] == [0, 0]
+    assert len(vt.requests) == 1                 # no request while the quota is out
+    assert home.sql("SELECT COUNT(*) FROM pending") == [(3,)]
+    assert "VirusTotal quota exceeded; no requests until" in later[0].log
+
+
+def test_quota_outage_is_remembered_and_ends_when_vt_answers_again(home, vt):
+    vt.fail(status=429, code="QuotaExceededError")
+    home.run(alert("64.62.197.132", "1.1"))
+    quota_over(home)
+    vt.behaviour.clear()
+    r = home.run(alert("108.157.98.17", "1.2"))
+    assert r.event()["virustotal_ip"]["verdict"] == "unknown"
+    assert "quota outage over" in r.log
+    vt.fail(status=429, code="QuotaExceededError")
+    r = home.run(alert("93.184.216.34", "1.3"))
+    assert r.event()["virustotal_ip"]["error"] == "QuotaExceededError"   # a new outage, a new event
+
+
+def test_quota_exceeded_again_after_a_minute_blocks_until_midnight_utc(home, vt):
+    vt.fail(status=429, code="QuotaExceededError")
+    home.run(alert("64.62.197.132", "1.1"))
+    [(until,)] = home.sql("SELECT value FROM state WHERE key = 'quota_until'")
+    assert 55 < float(until) - time.time() <= 60
+    quota_over(home)
+    r = home.run(alert("64.62.197.132", "1.2"))
+    assert r.messages == []                       # still the same outage: no second event
+    [(until,)] = home.sql("SELECT value FROM state WHERE key = 'quota_until'")
+    assert float(until) == (int(time.time()) // 86400 + 1) * 86400
+    assert len(vt.requests) == 2
+
+
+def test_drain_sends_deferred_enrichments_after_the_outage(home, vt):
+    vt.fail(status=429, code="QuotaExceededError")
+    for i, ip in enumerate(["64.62.197.132", "64.62.197.132", "108.157.98.17"]):
+        home.run(alert(ip, f"9.{i}"))
+    vt.behaviour.clear()
+    assert home.cli("--drain").messages == []    # the quota block still holds
+    quota_over(home)
+    r = home.cli("--drain")
+    assert r.rc == 0
+    events = [msg["virustotal_ip"] for _, msg in r.events()]
+    assert [(e["source"]["alert_id"], e["verdict"], e["deferred"]) for e in events] == [
+        ("9.0", "malicious", True), ("9.1", "malicious", True), ("9.2", "unknown", True)]
+    assert home.sql("SELECT COUNT(*) FROM pending") == [(0,)]
+    assert "--drain: sent 3, 0 still pending" in r.log
+    assert [p for p in vt.paths()[1:]] == ["/api/v3/ip_addresses/64.62.197.132",
+                                           "/api/v3/ip_addresses/108.157.98.17",
+                                           "/api/v3/ip_addresses/108.157.98.17/communicating_files"]
+
+
+def test_rate_limit_defers_without_a_request_or_an_event(home, vt):
+    configure(home, rate_limit_per_minute=1)
+    assert home.run(alert("64.62.197.132", "2.1")).event()["virustotal_ip"]["verdict"] == "malicious"
+    r = home.run(alert("93.184.216.34", "2.2"))
+    assert (r.rc, r.messages, len(vt.requests)) == (0, [], 1)
+    assert "rate_limit_per_minute=1 reached" in r.log
+    assert home.run(alert("64.62.197.132", "2.3")).event()["virustotal_ip"]["cached"] is True
+    home.sql("UPDATE requests SET ts = ts - 61")
+    r = home.cli("--drain")
+    e = r.event()["virustotal_ip"]
+    assert (e["source"]["ip"], e["source"]["alert_id"], e["found"], e["deferred"]) == \
+        ("93.184.216.34", "2.2", 0, True)
+
+
+def test_a_later_alert_for_the_same_ip_also_sends_its_deferred_ones(home, vt):
+    configure(home, rate_limit_per_minute=1)
+    home.run(alert("93.184.216.34", "3.1"))
+    home.run(alert("64.62.197.132", "3.2"))      # deferred: budget spent
+    home.sql("UPDATE requests SET ts = ts - 61")
+    r = home.run(alert("64.62.197.132", "3.3"))
+    ids = [(msg["virustotal_ip"]["source"]["alert_id"], msg["virustotal_ip"].get("deferred"))
+           for _, msg in r.events()]
+    assert ids == [("3.3", None), ("3.2", True)]
+
+
+def test_pivot_the_budget_does_not_allow_is_completed_later_with_one_request(home, vt):
+    configure(home, rate_limit_per_minute=1)
+    r = home.run(alert("108.157.98.17", "4.1"))
+    assert r.messages == []                       # the IP object came, the pivot would exceed 1/min
+    assert vt.paths() == ["/api/v3/ip_addresses/108.157.98.17"]
+    home.sql("UPDATE requests SET ts = ts - 61")
+    e = home.cli("--drain").event()["virustotal_ip"]
+    assert (e["verdict"], e["pivot"]["used"], e["deferred"]) == ("unknown", True, True)
+    assert vt.paths()[1:] == ["/api/v3/ip_addresses/108.157.98.17/communicating_files"]
+
+
+def test_drain_runs_one_at_a_time(home, vt):
+    home.run()
+    import fcntl
+    import os
+    fd = os.open(home.root / "var/virustotal_ip/drain.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        r = home.cli("--drain")
+        assert r.rc == 0 and "another drain is running" in r.log
+    finally:
+        os.close(fd)
+
+
+def test_check_prints_the_verdict_with_reasons_and_sends_nothing(home, vt):
+    home.config({"api_url": vt.url})
+    r = home.cli("--check", "64.62.197.132", "--api-key", API_KEY)
+    assert r.rc == 0 and r.messages == []
+    assert "Verdict:     malicious" in r.stdout and "Reasons:     mal>=3" in r.stdout
+    assert "Engines:     malicious 11, suspicious 2 (weighted 12.00)" in r.stdout
+    assert "Source:      VirusTotal" in r.stdout
+    r = home.cli("--check", "64.62.197.132")     # from the cache now: no key needed
+    assert "Source:      cache" in r.stdout and len(vt.requests) == 1
+
+
+def test_check_takes_the_key_from_the_environment(home, vt):
+    import os
+    home.config({"api_url": vt.url})
+    env = dict(os.environ, VT_API_KEY=API_KEY, NO_PROXY="127.0.0.1")
+    r = home.cli("--check", "108.157.98.17", env=env)
+    assert r.rc == 0 and "Pivot:       0 of 1 communicating files strongly malicious" in r.stdout
+
+
+@pytest.mark.parametrize("arg,rc,text", [("1.2.3.4/../x", 2, "is not an IP address"),
+                                         ("10.0.0.1", 0, "not a global address")])
+def test_check_refuses_what_the_integration_would_not_look_up(home, vt, arg, rc, text):
+    r = home.cli("--check", arg)
+    assert r.rc == rc and text in (r.stdout + r.stderr) and vt.requests == []
+
+
+def test_status_reports_cache_requests_quota_and_pending(home, vt):
+    home.run(alert("64.62.197.132", "5.1"))
+    home.run(alert("64.62.197.132", "5.2"))
+    vt.fail(status=429, code="QuotaExceededError")
+    home.run(alert("108.157.98.17", "5.3"))
+    home.run(alert("93.184.216.34", "5.4"))
+    r = home.cli("--status")
+    assert r.rc == 0 and r.messages == []
+    out = r.stdout
+    assert "Cache:             1 entries (1 fresh)" in out
+    assert "Cache hit ratio:   25.0% (1 hits, 3 misses" in out
+    assert "VT requests today: 2 (last minute: 2, no local rate limit)" in out
+    assert "Quota:             exceeded, no requests until" in out
+    assert "Pending lookups:   2 (oldest queued" in out

@@ -1,0 +1,171 @@
+"""Attacker-controlled and broken input: no traceback, no stray request, no event, one log line.
+
+`srcip` comes from logs an attacker writes; alert files, options and the disk can be broken.
+"""
+from __future__ import annotations
+
+import pytest
+from harness import sample_alert
+
+HOSTILE_IPS = [
+    "999.1.1.1", "1.2.3.4/../../files", "1.2.3.4?x=1", "1.2.3.4#x", "fe80::1%eth0",
+    "1.2.3.4%25eth0", "../../../etc/passwd", "1.2.3.4/32", "1.2.3", "01.2.3.4", "1.2.3.4 5.6.7.8",
+    "http://1.2.3.4/", "", " ", "\u0661.\u0662.\u0663.\u0664", "1.2.3.4\x00", "a" * 5000,
+]
+NON_GLOBAL_IPS = [
+    "10.1.2.3", "172.16.0.9", "192.168.1.1", "127.0.0.1", "169.254.1.1", "100.64.0.1",
+    "224.0.0.251", "239.255.255.250", "0.0.0.0", "255.255.255.255", "240.0.0.1", "192.0.2.7",
+    "198.51.100.7", "203.0.113.7", "198.18.0.1", "::1", "::", "fe80::1", "fc00::1", "fd12::1",
+    "ff02::1", "2001:db8::1", "::ffff:10.0.0.1", "::ffff:127.0.0.1", "2002:c000:0204::1",
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE_IPS, ids=range(len(HOSTILE_IPS)))
+def test_invalid_ip_in_srcip_makes_no_request_and_no_event(home, vt, raw):
+    r = home.run(sample_alert(data={"srcip": raw}))
+    assert (r.rc, r.stderr, r.messages, vt.requests) == (0, "", [], [])
+    assert r.log.count("\n") == 1 and "no valid IP" in r.log
+
+
+@pytest.mark.parametrize("ip", NON_GLOBAL_IPS)
+def test_non_global_address_is_never_looked_up(home, vt, ip):
+    r = home.run(sample_alert(ip))
+    assert (r.rc, r.messages, vt.requests) == (0, [], [])
+    assert "is not a global address; not looked up" in r.log
+
+
+def test_ipv4_mapped_ipv6_is_looked_up_as_its_ipv4_address(home, vt):
+    e = home.run(sample_alert("::ffff:64.62.197.132")).event()["virustotal_ip"]
+    assert e["source"]["ip"] == "64.62.197.132"
+    assert vt.paths() == ["/api/v3/ip_addresses/64.62.197.132"]
+
+
+def test_ipv6_is_looked_up_in_canonical_form(home, vt):
+    r = home.run(sample_alert("2A00:1450:4001:0811:0000:0000:0000:200E"))
+    assert vt.paths() == ["/api/v3/ip_addresses/2a00:1450:4001:811::200e"]
+    assert r.event()["virustotal_ip"]["found"] == 0
+
+
+def test_skip_non_global_false_looks_up_private_addresses(home, vt):
+    home.run(sample_alert("10.1.2.3"), options={"skip_non_global": False})
+    assert vt.paths() == ["/api/v3/ip_addresses/10.1.2.3"]
+
+
+def test_allowlisted_address_is_never_looked_up(home, vt):
+    home.config({"api_url": vt.url, "allowlist": ["64.62.197.0/24", "2a00::/16"]})
+    r = home.run()
+    assert (r.rc, r.messages, vt.requests) == (0, [], [])
+    assert "is allowlisted; not looked up" in r.log
+
+
+def test_our_own_enrichment_fed_back_is_ignored(home, vt):
+    """The loop guard: the enrichment alert comes back through alerts.json."""
+    enrichment = home.run().event()
+    requests_before = len(vt.requests)
+    fed_back = sample_alert(location="virustotal_ip", data=enrichment,
+                            rule={"id": "199901", "level": 12, "groups": ["local", "virustotal", "vt_ip"]})
+    fed_back["data"]["srcip"] = "64.62.197.132"
+    r = home.run(fed_back)
+    assert (r.rc, r.messages, len(vt.requests)) == (0, [], requests_before)
+    agent_routed = sample_alert(location="[001] (web) any->virustotal_ip")
+    assert home.run(agent_routed).messages == []
+
+
+@pytest.mark.parametrize("content,why", [
+    (b"", "is empty"),
+    (b"\n  \n", "is empty"),
+    (b"timestamp='2025' rule.id='100003'", "is not JSON (the <integration> block needs <alert_format>json"),
+    (b"[1, 2, 3]", "holds JSON that is not an object"),
+    (b'"a string"', "holds JSON that is not an object"),
+    (b"[" * 100000 + b"]" * 100000, "is not JSON"),
+    (b'{"data": {"srcip": "64.62.197.132"', "is not JSON"),
+    (b"\xff\xfe\x00\x00garbage", "is not JSON"),
+], ids=["empty", "blank", "legacy-format", "array", "string", "deep-nesting", "truncated", "binary"])
+def test_unusable_alert_file_exits_2_with_one_clear_line(home, vt, content, why):
+    r = home.run(content)
+    assert (r.rc, r.stdout, r.stderr, r.messages, vt.requests) == (2, "", "", [], [])
+    assert r.log.count("\n") == 1 and why in r.log
+
+
+def test_missing_alert_file_exits_2(home):
+    r = home.run_argv(home.integratord_argv(home.root / "tmp" / "gone.alert"))
+    assert (r.rc, r.stderr) == (2, "")
+    assert "cannot read alert file" in r.log
+
+
+def test_no_arguments_exit_2_with_usage(home):
+    r = home.run_argv([str(home.root / "integrations/custom-virustotal_ip")])
+    assert (r.rc, r.stderr) == (2, "")
+    assert "usage: custom-virustotal_ip ALERT_FILE" in r.log
+
+
+@pytest.mark.parametrize("alert", [
+    {"data": "srcip=1.2.3.4"}, {"data": {"srcip": ["64.62.197.132"]}}, {"data": {"srcip": 1234}},
+    {"data": None}, {}, {"rule": "x", "agent": [], "id": {"a": 1}, "data": {"srcip": "64.62.197.132"},
+                         "full_log": 42, "location": 7},
+], ids=["data-string", "ip-list", "ip-number", "data-null", "empty", "wrong-types"])
+def test_alerts_of_any_shape_never_crash(home, vt, alert):
+    r = home.run(alert)
+    assert (r.rc, r.stderr) == (0, "")
+    assert "Traceback" not in r.log and "internal error" not in r.log
+
+
+def test_wrong_types_in_the_alert_do_not_leak_into_the_event(home):
+    alert = {"rule": "x", "agent": [], "id": {"a": 1}, "data": {"srcip": "64.62.197.132"},
+             "full_log": 42, "location": 7}
+    msg = home.run(alert).event()
+    assert msg["virustotal_ip"]["source"] == {"alert_id": "", "rule": "", "ip": "64.62.197.132"}
+    assert msg["original_full_log"] == ""
+
+
+def test_hostile_agent_name_cannot_break_out_of_the_location(home):
+    alert = sample_alert(agent={"id": "001", "name": "x\n1:virustotal_ip:{\"fake\": 1}", "ip": "any"})
+    [(location, msg)] = home.run(alert).events()
+    assert location == "[001] (x1:virustotal_ip:{\"fake\": 1}) any->virustotal_ip"
+    assert msg["virustotal_ip"]["verdict"] == "malicious"
+
+
+def test_log_never_contains_the_api_key_or_raw_attacker_newlines(home, vt):
+    home.run(sample_alert(data={"srcip": "1.2.3.4\nFAKE LOG LINE"}))
+    vt.fail(status=401, code="WrongCredentialsError", message="Wrong API key")
+    home.run()
+    log = home.log_path.read_text()
+    assert "test-key-" not in log
+    assert not any(line.startswith("FAKE") for line in log.splitlines())
+
+
+def test_unwritable_log_is_survived(home):
+    home.log_path.mkdir()          # root may write anywhere: a directory in its place cannot be opened
+    r = home.run()
+    assert r.rc == 0
+    assert r.event()["virustotal_ip"]["verdict"] == "malicious"
+    assert "cannot write" in r.stderr
+
+
+def test_unusable_state_dir_runs_uncached(home, vt):
+    (home.root / "var" / "virustotal_ip").write_text("not a directory")
+    r = home.run()
+    assert r.rc == 0 and r.event()["virustotal_ip"]["verdict"] == "malicious"
+    assert "running uncached" in r.log
+    home.run()
+    assert len(vt.requests) == 2
+
+
+def test_corrupt_cache_is_recreated(home, vt):
+    home.run()
+    home.db_path.write_bytes(b"this is not an sqlite database" * 100)
+    r = home.run()
+    assert r.rc == 0 and r.event()["virustotal_ip"]["cached"] is False
+    assert "is corrupt" in r.log and "recreating it" in r.log
+    assert home.run().event()["virustotal_ip"]["cached"] is True
+
+
+def test_options_file_with_xml_leftovers_is_ignored_not_fatal(home):
+    alert = home.write_alert(sample_alert())
+    opt = alert.with_suffix(".options")
+    opt.write_text('{"mal_strong_min": 2 &amp; }')
+    argv = home.integratord_argv(alert)
+    argv[5] = str(opt)
+    r = home.run_argv(argv)
+    assert r.rc == 0 and "is not valid JSON; ignored" in r.log
+    assert r.event()["virustotal_ip"]["verdict"] == "malicious"

@@ -1,0 +1,263 @@
+"""The script as wazuh-integratord runs it: argv shapes, output, location, size, config.
+
+Each test runs the real wrapper and script in a throwaway Wazuh home, against the local VT v3
+server (tests/vt_server.py) and a real AF_UNIX datagram socket (wazuh-contract.md section 3).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from harness import API_KEY, NO_DEBUG, SCRIPT, sample_alert, split_message
+
+
+def test_seed_manual_test_prints_what_the_seed_shows_and_sends_the_message(home):
+    """seed-readme.md, Test 1: python3 custom-virustotal_ip.py ALERT KEY sshd debug."""
+    alert_path = home.write_alert(sample_alert())
+    python = str(home.root / "framework/python/bin/python3")
+    r = home.run_argv([python, str(home.root / "integrations/custom-virustotal_ip.py"),
+                       str(alert_path), API_KEY, "sshd", "debug"])
+    assert r.rc == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "# Running VirusTotal IP script"
+    assert lines[1].startswith(f"# Opening alert file at '{alert_path}' with '{{'timestamp': ")
+    assert lines[2].startswith("# Request result from VT server: 1:virustotal_ip:{\"virustotal_ip\": "
+                               "{\"found\": 1, \"verdict\": \"malicious\"")
+    assert lines[2].endswith('"integration": "virustotal_ip", "original_full_log": "Dec 10 01:02:02 host '
+                             'sshd[1234]: Accepted none for root from 64.62.197.132 port 1066 ssh2"}')
+    assert r.messages == [lines[2][len("# Request result from VT server: "):].encode()]
+
+
+def test_integratord_4_14_argv_gets_the_enrichment_on_the_queue(home, vt):
+    r = home.run()
+    assert (r.rc, r.stdout, r.stderr) == (0, "", "")
+    [(location, msg)] = r.events()
+    assert location == "virustotal_ip"
+    assert list(msg) == ["virustotal_ip", "integration", "original_full_log"]
+    e = msg["virustotal_ip"]
+    assert (e["verdict"], e["counts"], e["weighted_malicious"], e["reputation"], e["age_days"]) == \
+        ("malicious", {"malicious": 11, "suspicious": 2}, 12.0, -3, 0.7)
+    assert e["source"] == {"alert_id": "1753101678.8211", "rule": "100003", "ip": "64.62.197.132"}
+    assert (e["reasons"], e["cached"], e["pivot"]) == (["mal>=3"], False, {"used": False})
+    assert vt.paths() == ["/api/v3/ip_addresses/64.62.197.132"]
+    assert vt.requests[0]["apikey"] == API_KEY and vt.requests[0]["tool"]
+
+
+def test_seed_unknown_example_pivots_to_communicating_files(home, vt):
+    r = home.run(sample_alert("108.157.98.17"))
+    e = r.event()["virustotal_ip"]
+    assert (e["verdict"], e["pivot"]) == ("unknown", {"used": True, "total_files": 1, "strong_mal_files": 0})
+    assert vt.paths() == ["/api/v3/ip_addresses/108.157.98.17",
+                          "/api/v3/ip_addresses/108.157.98.17/communicating_files"]
+    assert vt.requests[1]["query"] == "limit=10"
+
+
+def test_pivot_with_three_strong_files_makes_a_clean_ip_suspicious(home, vt):
+    vt.fixtures["93.184.216.34"] = {"engines": {"harmless": 70}, "age_days": 3,
+                                    "attributes": {"reputation": 0},
+                                    "communicating_files": [12, 30, 7, 1]}
+    e = home.run(sample_alert("93.184.216.34")).event()["virustotal_ip"]
+    assert (e["verdict"], e["pivot"]["strong_mal_files"], e["reasons"]) == \
+        ("suspicious", 3, ["no_hits", "pivot_strong_files>=3"])
+
+
+def test_failed_pivot_leaves_the_verdict_and_is_not_retried_from_cache(home, vt):
+    vt.fixtures["93.184.216.34"] = {"engines": {"harmless": 70}, "age_days": 3,
+                                    "communicating_files_error": {"status": 403, "code": "ForbiddenError"}}
+    e = home.run(sample_alert("93.184.216.34")).event()["virustotal_ip"]
+    assert (e["verdict"], e["pivot"], e["reasons"]) == ("unknown", {"used": False},
+                                                        ["no_hits", "pivot_unavailable"])
+    assert home.run(sample_alert("93.184.216.34")).event()["virustotal_ip"]["cached"] is True
+    assert len(vt.requests) == 2
+
+
+def test_older_argv_shapes_and_api_key_prefix_are_understood(home, vt):
+    alert = home.write_alert(sample_alert())
+    wrapper = str(home.root / "integrations/custom-virustotal_ip")
+    shapes = {
+        "4.7 (no timeout/retries)": [wrapper, str(alert), API_KEY, "", "", "", NO_DEBUG],
+        "4.3 (no options)": [wrapper, str(alert), API_KEY, "", "", NO_DEBUG],
+        "api_key:VALUE": [wrapper, str(alert), "api_key:" + API_KEY, "", "", "", "10", "3", NO_DEBUG],
+        "4.14 debug": [wrapper, str(alert), API_KEY, "", "debug", "", "10", "3"],
+    }
+    for name, argv in shapes.items():
+        if home.db_path.exists():
+            home.sql("DELETE FROM cache")
+        r = home.run_argv(argv)
+        assert r.rc == 0, (name, r.log)
+        assert r.event()["virustotal_ip"]["verdict"] == "malicious", name
+    assert all(req["apikey"] == API_KEY for req in vt.requests)
+
+
+def test_api_key_from_config_file_when_argv_has_none(home, vt):
+    home.config({"api_url": vt.url, "api_key": API_KEY})
+    r = home.run(api_key="")
+    assert r.event()["virustotal_ip"]["verdict"] == "malicious"
+    assert vt.requests[0]["apikey"] == API_KEY
+
+
+def test_missing_api_key_is_an_error_event_not_a_verdict(home, vt):
+    r = home.run(api_key="")
+    e = r.event()["virustotal_ip"]
+    assert (e["error"], "verdict" in e) == ("NoApiKey", False)
+    assert vt.requests == []
+
+
+def test_options_file_overrides_the_config_file(home, vt):
+    home.config({"api_url": vt.url, "mal_strong_min": 2})
+    r = home.run(options={"mal_strong_min": 20, "rep_bad_lt": -10, "weight_mal_strong": 50})
+    e = r.event()["virustotal_ip"]
+    assert (e["verdict"], e["reasons"]) == ("suspicious", ["hits>=1"])
+
+
+def test_unknown_keys_and_wrong_types_are_reported_by_name_and_the_rest_applies(home, vt):
+    home.config({"api_url": vt.url, "mal_strong_minimum": 1, "pivot_limit": "ten",
+                 "stale_weak_days": True, "mal_strong_min": 12})
+    r = home.run()
+    assert r.rc == 0
+    assert 'unknown key "mal_strong_minimum" ignored' in r.log
+    assert "pivot_limit must be an integer 1-40; ignored" in r.log
+    assert "stale_weak_days must be an integer 0-36500; ignored" in r.log
+    assert r.event()["virustotal_ip"]["reasons"] == ["mal>=1&rep<0"]   # 11 < 12 applied
+
+
+def test_broken_config_and_options_files_never_stop_the_integration(home, vt):
+    (home.root / "etc/custom-virustotal_ip.json").write_text("{not json")
+    r = home.run(options=["a", "list"])
+    assert r.rc == 0 and r.stderr == ""
+    assert "is not valid JSON; ignored" in r.log and "is not a JSON object; ignored" in r.log
+    assert vt.requests == []   # api_url fell back to the default, which this machine cannot reach
+    assert r.event()["virustotal_ip"]["error"] == "ConnectionError"
+
+
+def test_agent_alerts_are_routed_back_to_the_agent_with_escaped_location(home):
+    alert = sample_alert(agent={"id": "017", "name": "web:01|dmz", "ip": "fd00::5"})
+    [(location, _)] = home.run(alert).events()
+    assert location == "[017] (web:01|dmz) fd00::5->virustotal_ip"
+    assert r_raw(home, alert).startswith(b"1:[017] (web|:01||dmz) fd00|:|:5->virustotal_ip:{")
+    alert = sample_alert(agent={"id": "018", "name": "db"})
+    [(location, _)] = home.run(alert).events()
+    assert location == "[018] (db) any->virustotal_ip"
+
+
+def r_raw(home, alert) -> bytes:
+    [raw] = home.run(alert).messages
+    return raw
+
+
+def test_ip_fields_are_tried_in_order_and_the_first_valid_ip_wins(home, vt):
+    alert = sample_alert()
+    alert["data"] = {"srcip": "not-an-ip", "src_ip": "999.1.1.1", "source_ip": "64.62.197.132",
+                     "client_ip": "108.157.98.17"}
+    assert home.run(alert).event()["virustotal_ip"]["source"]["ip"] == "64.62.197.132"
+    alert["data"] = {"win": {"eventdata": {"ipAddress": "108.157.98.17"}}}
+    r = home.run(alert, options={"ip_fields": ["data.win.eventdata.ipAddress"]})
+    assert r.event()["virustotal_ip"]["source"]["ip"] == "108.157.98.17"
+
+
+def test_one_megabyte_full_log_is_truncated_below_65535_bytes(home):
+    alert = sample_alert(full_log="A\u00e9\"\\" * 262144)
+    r = home.run(alert)
+    assert r.rc == 0
+    [raw] = r.messages
+    assert len(raw) < 65535
+    msg = split_message(raw)[1]
+    assert msg["virustotal_ip"]["verdict"] == "malicious"
+    assert msg["original_full_log"].startswith("A\u00e9\"\\A") and msg["original_full_log"].endswith("[truncated]")
+
+
+def test_non_utf8_bytes_in_the_alert_are_survived(home):
+    raw = json.dumps(sample_alert()).encode().replace(b"Accepted none", b"Accepted \xff\xfe\xc3none")
+    r = home.run(raw)
+    assert r.rc == 0 and r.stderr == ""
+    assert "\ufffd" in r.event()["original_full_log"]
+
+
+def test_cache_hit_makes_no_request_and_says_cached(home, vt):
+    first = home.run().event()["virustotal_ip"]
+    alert = sample_alert()
+    alert["id"] = "1753101999.1"
+    second = home.run(alert).event()["virustotal_ip"]
+    assert len(vt.requests) == 1
+    assert (first["cached"], second["cached"]) == (False, True)
+    assert second["source"]["alert_id"] == "1753101999.1"
+    assert {k: v for k, v in second.items() if k not in ("cached", "source")} == \
+        {k: v for k, v in first.items() if k not in ("cached", "source")}
+
+
+def test_threshold_changes_apply_to_cached_entries_without_a_new_request(home, vt):
+    assert home.run().event()["virustotal_ip"]["verdict"] == "malicious"
+    home.config({"api_url": vt.url, "mal_strong_min": 50, "rep_bad_lt": -100, "weight_mal_strong": 100})
+    e = home.run().event()["virustotal_ip"]
+    assert (e["verdict"], e["cached"]) == ("suspicious", True)
+    assert len(vt.requests) == 1
+
+
+def test_expired_cache_entry_is_looked_up_again(home, vt):
+    home.run()
+    home.sql("UPDATE cache SET entry = json_set(entry, '$.fetched_at', fetched_at - 25 * 3600)")
+    e = home.run().event()["virustotal_ip"]
+    assert (e["cached"], len(vt.requests)) == (False, 2)
+
+
+def test_concurrent_runs_for_one_uncached_ip_make_one_request(home, vt):
+    vt.fail("64.62.197.132", delay=0.5)   # VT is slow, so the runs overlap
+    procs = [subprocess.Popen(home.integratord_argv(home.write_alert(sample_alert())), cwd=home.root,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(5)]
+    assert [p.wait(timeout=60) for p in procs] == [0] * 5
+    events = [split_message(m)[1]["virustotal_ip"] for m in home.drain_queue()]
+    assert len(events) == 5 and {e["verdict"] for e in events} == {"malicious"}
+    assert sorted(e["cached"] for e in events) == [False, True, True, True, True]
+    assert vt.paths() == ["/api/v3/ip_addresses/64.62.197.132"]
+
+
+def test_script_uses_only_the_standard_library_and_requests():
+    import ast
+    tree = ast.parse(SCRIPT.read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            imported.add(node.module.split(".")[0])
+    import sys
+    assert imported - set(sys.stdlib_module_names) == {"requests"}
+
+
+def test_script_runs_on_python_3_9_syntax():
+    import ast
+    ast.parse(SCRIPT.read_text(), feature_version=(3, 9))
+
+
+def test_wrapper_prefers_wazuh_path_from_the_environment(home, tmp_path):
+    fake = tmp_path / "other" / "framework" / "python" / "bin"
+    fake.mkdir(parents=True)
+    (fake / "python3").write_text("#!/bin/sh\necho \"other python: $@\"\n")
+    os.chmod(fake / "python3", 0o755)
+    env = dict(os.environ, WAZUH_PATH=str(tmp_path / "other"))
+    r = home.run_argv(home.integratord_argv(home.write_alert(sample_alert())), env=env)
+    assert r.stdout.startswith(f"other python: {home.root}/integrations/custom-virustotal_ip.py ")
+
+
+def test_wrapper_outside_integrations_refuses_with_a_message(tmp_path):
+    import shutil
+    from harness import WRAPPER
+    shutil.copy(WRAPPER, tmp_path / "custom-virustotal_ip")
+    r = subprocess.run([str(tmp_path / "custom-virustotal_ip")], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "must be installed in <wazuh home>/integrations" in r.stderr
+
+
+def test_cache_hit_never_imports_requests(home):
+    """What keeps a cache hit cheap: `requests` is imported only for a real VT request."""
+    home.run()
+    alert = home.write_alert(sample_alert())
+    python = str(home.root / "framework/python/bin/python3")
+    argv = home.integratord_argv(alert)
+    argv[0:1] = [python, "-X", "importtime", str(home.root / "integrations/custom-virustotal_ip.py")]
+    r = home.run_argv(argv)
+    assert r.rc == 0 and r.event()["virustotal_ip"]["cached"] is True
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+    assert "json" in imported and "requests" not in imported and "urllib3" not in imported
