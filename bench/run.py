@@ -64,12 +64,13 @@ def bench_cache_hit(runs: int) -> list:
         home.run_argv(home.integratord_argv(alert))                 # prime the cache
         script = str(home.root / "integrations" / "custom-virustotal_ip.py")
         args = [str(alert), API_KEY, "", "", "", "10", "3", NO_DEBUG]
+        floor = "import json, sqlite3, ipaddress, socket"
         interpreters = [("test venv (framework/python)", str(home.root / "framework/python/bin/python3")),
                         ("machine python3", machine_python())]
         for label, python in interpreters:
             arms = {
                 "python3 -c pass": [python, "-c", "pass"],
-                "floor: import json,sqlite3,ipaddress,socket": [python, "-c", "import json, sqlite3, ipaddress, socket"],
+                "floor: import json,sqlite3,ipaddress,socket": [python, "-c", floor],
                 "cache-hit alert": [python, script, *args],
             }
             if "venv" in label:
