@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: help venv lint pytest test bench demo clean
+.PHONY: help venv lint pytest test bench demo standin-image clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,11 +22,13 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP) ## create .venv from requirements.txt (done by every target that needs it)
 
-lint: $(STAMP) ## ruff on the Python, sh -n on the wrapper
+lint: $(STAMP) ## ruff on the Python, sh -n on the shell scripts
 	$(BIN)/ruff check files/custom-virustotal_ip.py tests bench
 	sh -n files/custom-virustotal_ip
+	sh -n tests/standin/image/install.sh
+	bash -n tests/standin/build.sh
 
-pytest: $(STAMP) ## the integration's tests (pytest)
+pytest: $(STAMP) ## pytest: the integration, and the stand-in image when Docker answers (required with CI=true)
 	$(BIN)/python -m pytest
 
 test: lint pytest ## every test
@@ -36,6 +38,9 @@ bench: $(STAMP) ## benchmarks: cache-hit cost, request storm, time bound (prints
 
 demo: $(STAMP) ## the integration end to end on this machine (local VT v3 stand-in)
 	$(BIN)/python tests/demo.py
+
+standin-image: ## build localhost/wazuh-manager-standin:4.14 offline (debootstrap + docker import)
+	tests/standin/build.sh
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache

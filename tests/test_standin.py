@@ -1,0 +1,321 @@
+"""The stand-in manager image behaves as wazuh-contract.md says Wazuh does, where we touch it.
+
+Run against localhost/wazuh-manager-standin:4.14 (make standin-image). Only Wazuh's own
+interfaces are used (standin_harness.py), so these checks mean the same for the real image.
+Without a Docker engine they are skipped with the reason shown, except on CI (CI=true),
+where that is a failure.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from standin_harness import OSSEC, Manager, build_standin, docker_available, on_ci, sentinel, sentinel_rule_xml
+
+VT_RULES = (__import__("harness").RULES).read_text()
+
+
+@pytest.fixture(scope="module")
+def image():
+    why = docker_available()
+    if why:
+        if on_ci():
+            pytest.fail(f"CI=true but {why}: the stand-in tests cannot be skipped on CI")
+        pytest.skip(f"stand-in image tests need Docker: {why}")
+    build_standin()
+
+
+@pytest.fixture
+def manager(image):
+    m = Manager()
+    yield m
+    m.stop()
+
+
+def restart_ok(m: Manager) -> None:
+    r = m.control("restart")
+    assert r.returncode == 0, r.stderr.decode() + r.stdout.decode()
+    m.wait_running()
+
+
+def with_rules(m: Manager, rules_xml: str, name: str = "test_rules.xml") -> None:
+    m.put(f"{OSSEC}/etc/rules/{name}", rules_xml, mode="0660", owner="wazuh:wazuh")
+    m.put(f"{OSSEC}/etc/rules/zz_sentinel.xml", sentinel_rule_xml(), mode="0660", owner="wazuh:wazuh")
+    restart_ok(m)
+
+
+def vt_message(verdict: str = "malicious", **extra) -> bytes:
+    event = {"virustotal_ip": {"found": 1, "verdict": verdict, "source": {"alert_id": "1.1", "rule": "100003",
+                                                                          "ip": "64.62.197.132"},
+                               "weighted_malicious": 12.0, "age_days": 0.7, "tags": [], "pivot": {"used": False},
+                               "reputation": -3, **extra},
+             "integration": "virustotal_ip", "original_full_log": "Dec 10 01:02:02 host sshd[1234]: Accepted"}
+    return b"1:virustotal_ip:" + json.dumps(event).encode()
+
+
+# --------------------------------------------------------------------------- layout and control
+
+def test_tree_users_and_modes_are_the_official_ones(manager):
+    out = manager.sh(f"cd {OSSEC} && stat -c '%U:%G %a %n' . etc etc/ossec.conf etc/rules etc/rules/local_rules.xml "
+                     "integrations logs logs/alerts/alerts.json logs/ossec.log logs/integrations.log "
+                     "queue/sockets/queue framework/python/bin/python3 && id wazuh").stdout.decode()
+    for expected in ["root:wazuh 750 .", "root:wazuh 660 etc/ossec.conf", "root:wazuh 770 etc/rules",
+                     "wazuh:wazuh 660 etc/rules/local_rules.xml", "root:wazuh 750 integrations",
+                     "wazuh:wazuh 640 logs/alerts/alerts.json", "wazuh:wazuh 660 logs/ossec.log",
+                     "wazuh:wazuh 640 logs/integrations.log", "wazuh:wazuh 660 queue/sockets/queue"]:
+        assert expected in out, expected
+    assert "uid=" in out and "(wazuh)" in out
+    conf = manager.read(f"{OSSEC}/etc/ossec.conf")
+    assert conf.count("<ossec_config>") == 2
+    assert manager.exec(f"{OSSEC}/framework/python/bin/python3", "-c", "import requests").returncode == 0
+    assert "TEST STAND-IN" in manager.read(f"{OSSEC}/STANDIN")
+
+
+def test_status_lists_every_daemon_and_exits_1_on_a_healthy_manager(manager):
+    r = manager.control("status")
+    out = r.stdout.decode()
+    assert r.returncode == 1
+    assert "wazuh-analysisd is running..." in out and "wazuh-integratord is running..." in out
+    assert "wazuh-maild not running..." in out
+
+
+def test_manager_starts_under_a_replaced_command_like_molecules_sleep_loop(image):
+    m = Manager(command=["bash", "-c", "while true; do sleep 10000; done"])
+    try:
+        assert "wazuh-integratord is running..." in m.status()
+    finally:
+        m.stop()
+
+
+def test_stop_and_start(manager):
+    assert manager.control("stop").returncode == 0
+    assert "wazuh-analysisd not running..." in manager.status()
+    assert manager.control("start").returncode == 0
+    manager.wait_running()
+
+
+# --------------------------------------------------------------------------- analysisd -t and restart
+
+@pytest.mark.parametrize("rule,error", [
+    ('<rule id="100100" level="5"><if_sid>87100</if_sid><options>no_full_log,alert_by_email</options>'
+     '<description>x</description></rule>', "Invalid option"),
+    ('<rule id="100100" level="17"><description>x</description></rule>', "Invalid level"),
+    ('<rule id="1001000" level="5"><description>x</description></rule>', "Invalid rule id"),
+    ('<rule id="100100" level="5"><colour>red</colour><description>x</description></rule>', "Invalid element"),
+    ('<rule id="100100" level="5" color="red"><description>x</description></rule>', "Invalid attribute"),
+    ('<rule id="100100" level="5"><decoded_as>nosuch</decoded_as><description>x</description></rule>',
+     "decoder name invalid"),
+    ('<rule id="100100" level="5"><field name="srcip">1.2.3.4</field><description>x</description></rule>',
+     "is static"),
+    ('<rule id="100100" level="5"><field name="x" type="pcre2">(</field><description>x</description></rule>',
+     "Syntax error on regex"),
+    ('<rule id="100100" level="5"><description>x</description>', "Error reading XML file"),
+], ids=["two-options", "level-17", "id-7-digits", "unknown-element", "unknown-attribute", "unknown-decoder",
+        "static-field", "bad-regex", "malformed-xml"])
+def test_fatal_rule_mistakes_fail_t_and_restart_keeps_the_old_manager(manager, rule, error):
+    pids_before = manager.sh(f"ls {OSSEC}/var/run").stdout
+    manager.put(f"{OSSEC}/etc/rules/bad_rules.xml", f'<group name="test,">{rule}</group>', "0660", "wazuh:wazuh")
+    t = manager.exec(f"{OSSEC}/bin/wazuh-analysisd", "-t")
+    assert t.returncode != 0 and error in t.stderr.decode()
+    r = manager.control("restart")
+    assert r.returncode == 1
+    assert "wazuh-analysisd is running..." in manager.status()
+    assert manager.sh(f"ls {OSSEC}/var/run").stdout == pids_before      # the same daemons, never stopped
+
+
+def test_duplicate_id_and_unknown_parent_are_warnings_only(manager):
+    manager.put(f"{OSSEC}/etc/rules/warn_rules.xml",
+                '<group name="test,"><rule id="87100" level="3"><description>dup</description></rule>'
+                '<rule id="100101" level="3"><if_sid>999999</if_sid><description>orphan</description></rule></group>',
+                "0660", "wazuh:wazuh")
+    t = manager.exec(f"{OSSEC}/bin/wazuh-analysisd", "-t")
+    assert t.returncode == 0
+    assert "duplicated" in t.stderr.decode() and "999999" in t.stderr.decode()
+
+
+def test_unreadable_rules_file_is_skipped_with_a_warning(manager):
+    manager.put(f"{OSSEC}/etc/rules/secret_rules.xml", '<group name="x,"><rule id="100300" level="99"/></group>',
+                "0600", "root:root")
+    t = manager.exec(f"{OSSEC}/bin/wazuh-analysisd", "-t")
+    assert t.returncode == 0 and "could not be read. Skipping it." in t.stderr.decode()
+
+
+# --------------------------------------------------------------------------- the rule tree
+
+def test_root_level_rule_on_integration_virustotal_ip_is_swallowed_by_87100(manager):
+    with_rules(manager, '<group name="test,"><rule id="100100" level="10"><decoded_as>json</decoded_as>'
+                        '<field name="integration">^virustotal_ip$</field><description>root</description>'
+                        '</rule></group>')
+    manager.send(vt_message())
+    sentinel(manager)
+    assert [a for a in manager.alerts() if a["rule"]["id"] == "100100"] == []
+
+
+def test_the_same_rule_under_if_sid_87100_fires(manager):
+    with_rules(manager, '<group name="test,"><rule id="100100" level="10"><if_sid>87100</if_sid>'
+                        '<field name="integration">^virustotal_ip$</field><description>child</description>'
+                        '</rule></group>')
+    manager.send(vt_message())
+    alert = manager.wait_alert(lambda a: a["rule"]["id"] == "100100")
+    assert alert["rule"]["level"] == 10
+
+
+def test_project_rules_turn_events_into_alerts_with_decoded_strings(manager):
+    with_rules(manager, VT_RULES, "virustotal_ip_rules.xml")
+    manager.send(vt_message())
+    alert = manager.wait_alert(lambda a: a["rule"]["id"] == "199901")
+    assert alert["rule"]["level"] == 12 and alert["rule"]["mail"] is True
+    assert alert["rule"]["description"] == "Source IP flagged malicious by VirusTotal"
+    assert alert["rule"]["groups"] == ["local", "virustotal", "vt_ip"]
+    assert (alert["location"], alert["decoder"]["name"], alert["agent"]["id"]) == ("virustotal_ip", "json", "000")
+    data = alert["data"]["virustotal_ip"]
+    assert (data["found"], data["weighted_malicious"], data["age_days"], data["reputation"]) == \
+        ("1", "12", "0.700000", "-3")
+    assert data["pivot"] == {"used": "false"} and data["tags"] == []
+    assert alert["data"]["integration"] == "virustotal_ip"
+    assert alert["full_log"].startswith('{"virustotal_ip": {"found": 1')
+
+
+@pytest.mark.parametrize("verdict,rule_id,level", [("suspicious", "199902", 7), ("unknown", "199903", 3)])
+def test_verdict_rules(manager, verdict, rule_id, level):
+    with_rules(manager, VT_RULES, "virustotal_ip_rules.xml")
+    manager.send(vt_message(verdict))
+    alert = manager.wait_alert(lambda a: a["rule"]["id"] == rule_id)
+    assert alert["rule"]["level"] == level and alert["rule"]["mail"] is False
+
+
+def test_error_events_fire_199904_with_their_description_and_null_does_not(manager):
+    with_rules(manager, VT_RULES, "virustotal_ip_rules.xml")
+    err = {"virustotal_ip": {"error": "QuotaExceededError", "description": "Quota exceeded",
+                             "source": {"alert_id": "1", "rule": "2", "ip": "64.62.197.132"}},
+           "integration": "virustotal_ip"}
+    manager.send(b"1:virustotal_ip:" + json.dumps(err).encode())
+    alert = manager.wait_alert(lambda a: a["rule"]["id"] == "199904")
+    assert alert["rule"]["description"] == "VirusTotal IP integration error: Quota exceeded"
+    null_err = {"virustotal_ip": {"error": None}, "integration": "virustotal_ip"}
+    manager.send(b"1:virustotal_ip:" + json.dumps(null_err).encode())
+    sentinel(manager)
+    assert [a["rule"]["id"] for a in manager.alerts() if a["rule"]["id"].startswith("1999")] == ["199904", "199900"]
+
+
+def test_agent_routed_location_attributes_the_alert_to_the_agent(manager):
+    with_rules(manager, VT_RULES, "virustotal_ip_rules.xml")
+    manager.send(vt_message().replace(b"1:virustotal_ip:", b"1:[017] (web|:01) any->virustotal_ip:", 1))
+    alert = manager.wait_alert(lambda a: a["rule"]["id"] == "199901")
+    assert alert["agent"] == {"id": "017", "name": "web:01"} and alert["location"] == "virustotal_ip"
+
+
+def test_datagram_over_65535_bytes_is_not_decoded(manager):
+    with_rules(manager, VT_RULES, "virustotal_ip_rules.xml")
+    big = vt_message(padding="x" * 70000)
+    assert len(big) > 65535
+    manager.send(big)
+    sentinel(manager)
+    assert [a for a in manager.alerts() if a["rule"]["id"].startswith("1999")] == []
+
+
+# --------------------------------------------------------------------------- integratord
+
+ARGV_SCRIPT = """#!/bin/sh
+# records how integratord ran it
+{ printf '{"argv": ['; first=1; for a in "$0" "$@"; do [ $first = 1 ] || printf ','; first=0;
+  printf '"%s"' "$a"; done; printf '], "uid": "%s", "cwd": "%s", "alert": ' "$(id -un)" "$(pwd)";
+  cat "$1"; printf '}\\n'; } > /tmp/record.$$.tmp
+mv /tmp/record.$$.tmp /tmp/record.json
+chmod 0644 /tmp/record.json
+exit ${EXIT_CODE:-0}
+"""
+
+
+def with_integration(m: Manager, name: str, filters: str, script: str = ARGV_SCRIPT, mode: str = "0750",
+                     options: str = "") -> None:
+    m.put(f"{OSSEC}/integrations/{name}", script, mode=mode, owner="root:wazuh")
+    block = (f"\n<ossec_config>\n  <integration>\n    <name>{name}</name>\n    <api_key>k3y</api_key>\n"
+             f"    {filters}\n    <alert_format>json</alert_format>\n{options}  </integration>\n</ossec_config>\n")
+    m.sh(f"printf '%s' '{block}' >> {OSSEC}/etc/ossec.conf", check=True)
+    restart_ok(m)
+    m.wait_log(f"Enabling integration for: '{name}'.")
+
+
+def sshd_alert(rule_id: str = "5715", groups: tuple = ("syslog", "sshd", "authentication_success")) -> dict:
+    return {"timestamp": "2026-11-27T10:00:00.000+0000", "rule": {"level": 3, "id": rule_id, "groups": list(groups),
+            "description": "sshd: authentication success."}, "agent": {"id": "000", "name": "m"},
+            "id": "1800000000.1", "full_log": "Accepted password", "data": {"srcip": "64.62.197.132"},
+            "location": "/var/log/auth.log"}
+
+
+def test_group_filter_runs_the_script_with_the_4_14_argv_as_wazuh(manager):
+    with_integration(manager, "custom-argv", "<group>sshd</group>", options="    <options>{\"a\": 1}</options>\n")
+    manager.append_alert(sshd_alert(groups=("syslog", "web")))       # not in the group: not sent
+    manager.append_alert(sshd_alert())
+    manager.wait(lambda: manager.sh("test -f /tmp/record.json").returncode == 0, what="the script to run")
+    record = json.loads(manager.read("/tmp/record.json"))
+    argv = record["argv"]
+    assert argv[0] == f"{OSSEC}/integrations/custom-argv"
+    assert re.fullmatch(r"/tmp/custom-argv-\d+-\d+\.alert", argv[1])
+    assert argv[2:5] == ["k3y", "", ""]
+    assert re.fullmatch(r"/tmp/custom-argv-\d+-\d+\.options", argv[5])
+    assert argv[6:] == ["10", "3", "> /dev/null 2>&1"]
+    assert (record["uid"], record["cwd"]) == ("wazuh", OSSEC)
+    assert record["alert"]["rule"]["groups"] == ["syslog", "sshd", "authentication_success"]
+    manager.wait(lambda: manager.sh("ls /tmp/custom-argv-* 2>/dev/null").stdout == b"", what="temp files removed")
+
+
+@pytest.mark.parametrize("filters,matching,other", [
+    ("<rule_id>5715,5716</rule_id>", sshd_alert("5716"), sshd_alert("5717")),
+    ("<level>10</level>", dict(sshd_alert(), rule={"level": 10, "id": "1", "groups": []}), sshd_alert()),
+    ("<event_location>auth.log$</event_location>", sshd_alert(), dict(sshd_alert(), location="/var/log/x")),
+], ids=["rule_id", "level", "event_location"])
+def test_other_filters(manager, filters, matching, other):
+    with_integration(manager, "custom-argv", filters)
+    manager.append_alert(other)
+    manager.append_alert(dict(matching, id="1800000000.42"))
+    manager.wait(lambda: manager.sh("test -f /tmp/record.json").returncode == 0, what="the script to run")
+    assert json.loads(manager.read("/tmp/record.json"))["alert"]["id"] == "1800000000.42"
+
+
+def test_script_writable_by_wazuh_is_refused_with_127(manager):
+    with_integration(manager, "custom-argv", "<group>sshd</group>", mode="0770")
+    manager.append_alert(sshd_alert())
+    manager.wait_log("Exit status was: 127")
+    log = manager.ossec_log()
+    assert "Unable to run integration for custom-argv -> integrations" in log
+    assert "k3y" in log                                  # the command line, API key included
+    assert manager.sh("test -f /tmp/record.json").returncode != 0
+
+
+def test_non_zero_exit_is_logged_in_three_lines(manager):
+    with_integration(manager, "custom-fail", "<group>sshd</group>", script="#!/bin/sh\necho oops\nexit 3\n")
+    manager.append_alert(sshd_alert())
+    manager.wait_log("Exit status was: 3")
+    log = manager.ossec_log()
+    assert "Unable to run integration for custom-fail -> integrations" in log
+    assert "While running custom-fail -> integrations. Output: oops" in log
+
+
+def test_invalid_names_and_scripts_added_after_start_stay_disabled(manager):
+    manager.sh(f"printf '%s' '<ossec_config><integration><name>notcustom</name><alert_format>json</alert_format>"
+               f"</integration><integration><name>custom-later</name><group>sshd</group>"
+               f"<alert_format>json</alert_format></integration></ossec_config>' >> {OSSEC}/etc/ossec.conf", check=True)
+    restart_ok(manager)
+    manager.wait_log("Invalid integration: 'notcustom'")
+    manager.wait_log("Unable to enable integration for: 'custom-later'")
+    manager.put(f"{OSSEC}/integrations/custom-later", ARGV_SCRIPT, mode="0750", owner="root:wazuh")
+    manager.append_alert(sshd_alert())
+    with_integration(manager, "custom-argv", "<group>sshd</group>")   # a restart enables what exists now
+    manager.append_alert(sshd_alert())
+    manager.wait(lambda: manager.sh("test -f /tmp/record.json").returncode == 0, what="the script to run")
+    assert "Enabling integration for: 'custom-later'." in manager.ossec_log()
+
+
+def test_alerts_written_while_integratord_is_down_are_never_sent(manager):
+    with_integration(manager, "custom-argv", "<group>sshd</group>")
+    assert manager.control("stop").returncode == 0
+    manager.append_alert(dict(sshd_alert(), id="1800000000.7"))
+    assert manager.control("start").returncode == 0
+    manager.wait_running()
+    manager.wait_log("wazuh-integratord: INFO: Started")
+    manager.append_alert(dict(sshd_alert(), id="1800000000.8"))
+    manager.wait(lambda: manager.sh("test -f /tmp/record.json").returncode == 0, what="the script to run")
+    assert json.loads(manager.read("/tmp/record.json"))["alert"]["id"] == "1800000000.8"
