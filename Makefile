@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: help venv lint pytest test bench demo standin-image clean
+.PHONY: help venv lint pytest test bench demo standin-image molecule demo-clean clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,13 +22,16 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP) ## create .venv from requirements.txt (done by every target that needs it)
 
-lint: $(STAMP) ## ruff on the Python, sh -n on the shell scripts
-	$(BIN)/ruff check files/custom-virustotal_ip.py tests bench
+lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), syntax checks
+	$(BIN)/ruff check files/custom-virustotal_ip.py tests bench molecule
+	$(BIN)/yamllint --strict .
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline
+	for p in site.yml playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check -i inventory.example/hosts.yml $$p || exit 1; done
 	sh -n files/custom-virustotal_ip
 	sh -n tests/standin/image/install.sh
 	bash -n tests/standin/build.sh
 
-pytest: $(STAMP) ## pytest: the integration, and the stand-in image when Docker answers (required with CI=true)
+pytest: $(STAMP) ## pytest: the integration, the role, the stand-in image and molecule (Docker required with CI=true)
 	$(BIN)/python -m pytest
 
 test: lint pytest ## every test
@@ -36,11 +39,17 @@ test: lint pytest ## every test
 bench: $(STAMP) ## benchmarks: cache-hit cost, request storm, time bound (prints ratios)
 	$(BIN)/python bench/run.py
 
-demo: $(STAMP) ## the integration end to end on this machine (local VT v3 stand-in)
+demo: $(STAMP) ## the whole product: a manager container, site.yml, alerts in, verdicts out
 	$(BIN)/python tests/demo.py
+
+demo-clean: ## remove what make demo made
+	$(BIN)/python tests/demo.py clean
 
 standin-image: ## build localhost/wazuh-manager-standin:4.14 offline (debootstrap + docker import)
 	tests/standin/build.sh
+
+molecule: $(STAMP) ## molecule test --all against WAZUH_MANAGER_IMAGE (default: the official image)
+	PATH="$(CURDIR)/$(BIN):$$PATH" MOLECULE_RUN_ID=$$(date +%s%N) $(BIN)/molecule test --all
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache

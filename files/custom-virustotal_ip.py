@@ -1170,7 +1170,9 @@ def handle_alert(run: Run, alert: dict) -> int:
     """The integratord path: one alert in, at most one enrichment or error event out."""
     log, cfg = run.log, run.cfg
     if is_own_enrichment(alert):
-        log.debug("alert is our own enrichment (loop guard); nothing sent")
+        # Harmless here, but it means the <integration> trigger matches our own rules.
+        log.warning(f"alert {shown(alert.get('id'))} is our own enrichment (loop guard); nothing sent. "
+                    "The <integration> filter must not match groups virustotal/vt_ip or our rule ids")
         return EXIT_OK
     ip_obj, field = select_ip(alert, cfg.ip_fields)
     alert_id = shown(alert.get("id"))

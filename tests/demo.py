@@ -1,57 +1,227 @@
-"""`make demo` (local form): the integration end to end on this machine, no Docker needed.
+"""`make demo`: the whole product working, on the embedded default.
 
-Starts the VT v3 stand-in (or uses the real VirusTotal when VT_API_KEY is set), builds a
-throwaway Wazuh home, runs the seed's two sshd alerts plus one from a private address through
-the wrapper exactly as wazuh-integratord would, and prints what reached analysisd's queue.
+One manager container (the offline stand-in image, built if needed, or WAZUH_MANAGER_IMAGE),
+a VirusTotal v3 stand-in inside it (or the real VirusTotal when VT_API_KEY is set), the real
+`ansible-playbook site.yml` through a generated inventory, then the seed's two sshd alerts and
+one from a private address appended to alerts.json, and the enrichments as they arrive.
+A second run reuses the container and is quick; `make demo-clean` removes it.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
+import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from harness import API_KEY, FIXTURES, WazuhHome, sample_alert
-from vt_server import VTServer
+REPO = Path(__file__).resolve().parent.parent
+BUILD = REPO / "build" / "demo"
+CONTAINER = "vtip-demo-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
+STANDIN = "localhost/wazuh-manager-standin:4.14"
+OSSEC = "/var/ossec"
+DEMO_KEY = "demo-key-not-a-real-virustotal-key"
+ALERTS = [("64.62.197.132", "the seed's Test 1"), ("108.157.98.17", "the seed's Test 2"),
+          ("192.168.1.20", "a private address")]
 
-ALERTS = [("64.62.197.132", "seed Test 1"), ("108.157.98.17", "seed Test 2"),
-          ("192.168.1.20", "private address")]
+
+class DemoError(Exception):
+    """A step failed: what, and how to fix it."""
+
+
+def step(text: str) -> None:
+    print(f"==> {text}", flush=True)
+
+
+def run(argv: list, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run(argv, capture_output=True, text=True, check=False, **kw)
+    if check and r.returncode != 0:
+        raise DemoError(f"{' '.join(argv[:3])} ... failed:\n{(r.stderr or r.stdout)[-2000:]}")
+    return r
+
+
+def dexec(*argv: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    return run(["docker", "exec", "-i", CONTAINER, *argv], input=stdin, check=check)
+
+
+def need_docker() -> None:
+    if shutil.which("docker") is None:
+        raise DemoError("Docker is not installed. On Debian: sudo apt-get install docker.io, then start it "
+                        "(sudo systemctl start docker, or dockerd &).")
+    if run(["docker", "info"], check=False).returncode != 0:
+        raise DemoError("No Docker engine answers. Start it (sudo systemctl start docker, or dockerd &), "
+                        "or add your user to the docker group.")
+
+
+def container_state() -> str:
+    r = run(["docker", "inspect", "-f", "{{.State.Status}}", CONTAINER], check=False)
+    return r.stdout.strip() if r.returncode == 0 else "absent"
+
+
+def wait_for(what: str, condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    print(f"    waiting for {what} ", end="", flush=True)
+    while time.monotonic() < deadline:
+        if condition():
+            print(" ok", flush=True)
+            return
+        print(".", end="", flush=True)
+        time.sleep(0.5)
+    print(" timed out", flush=True)
+    raise DemoError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def manager_running() -> bool:
+    out = dexec(f"{OSSEC}/bin/wazuh-control", "status", check=False).stdout
+    return "wazuh-analysisd is running..." in out and "wazuh-integratord is running..." in out
+
+
+def start_manager(image: str) -> bool:
+    """The manager container; True when this run created it."""
+    state = container_state()
+    if state == "running":
+        step(f"Reusing the manager container {CONTAINER}")
+        return False
+    if state != "absent":
+        run(["docker", "rm", "-f", CONTAINER])
+    if image == STANDIN:
+        step("Building the offline manager stand-in image (reused when nothing changed)")
+        r = subprocess.run([str(REPO / "tests/standin/build.sh")], check=False)
+        if r.returncode != 0:
+            raise DemoError("building the stand-in image failed (see above)")
+    step(f"Starting the manager container {CONTAINER} ({image})")
+    run(["docker", "run", "-d", "--name", CONTAINER, "--label", "vtip-demo=1", image])
+    return True
+
+
+def start_vt_standin() -> None:
+    if dexec("sh", "-c", "cat /opt/vtip-demo/vt.pid 2>/dev/null | xargs -r kill -0", check=False).returncode == 0:
+        return
+    step("Starting the local VirusTotal v3 stand-in inside the container (127.0.0.1:8090)")
+    dexec("mkdir", "-p", "/opt/vtip-demo")
+    for src in ("tests/vt_server.py", "tests/fixtures/vt_ip_objects.json"):
+        run(["docker", "cp", str(REPO / src), f"{CONTAINER}:/opt/vtip-demo/"])
+    dexec("sh", "-c", f"setsid nohup {OSSEC}/framework/python/bin/python3 /opt/vtip-demo/vt_server.py "
+          f"--port 8090 --api-key {DEMO_KEY} --fixtures /opt/vtip-demo/vt_ip_objects.json "
+          "> /opt/vtip-demo/vt.log 2>&1 < /dev/null & echo $! > /opt/vtip-demo/vt.pid")
+    probe = ("import socket; socket.create_connection(('127.0.0.1', 8090), 1).close()")
+    wait_for("the VirusTotal stand-in",
+             lambda: dexec(f"{OSSEC}/framework/python/bin/python3", "-c", probe, check=False).returncode == 0, 20)
+
+
+def deploy(real_key: str) -> None:
+    BUILD.mkdir(parents=True, exist_ok=True)
+    inventory = BUILD / "inventory.yml"
+    template = (REPO / "templates" / "demo_inventory.yml").read_text()
+    inventory.write_text(template.format(
+        container=CONTAINER, rate_limit=4 if real_key else 0,
+        api_url="https://www.virustotal.com/api/v3" if real_key else "http://127.0.0.1:8090/api/v3"))
+    step("Deploying with the real `ansible-playbook site.yml` (log: build/demo/ansible.log)")
+    bindir = Path(sys.executable).parent
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", VTIP_DEMO_KEY=real_key or DEMO_KEY,
+               ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+    with open(BUILD / "ansible.log", "w") as log:
+        proc = subprocess.Popen([str(bindir / "ansible-playbook"), "-i", str(inventory), str(REPO / "site.yml")],
+                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in proc.stdout:
+            log.write(line)
+            if line.startswith(("TASK [", "RUNNING HANDLER")):
+                print(f"    {line.strip().rstrip('*').strip()}", flush=True)
+            elif line.startswith(("fatal:", "failed:")) or " ok=" in line:
+                print(f"    {line.strip()}", flush=True)
+        if proc.wait() != 0:
+            raise DemoError("ansible-playbook site.yml failed; see build/demo/ansible.log")
+
+
+def feed_and_collect() -> list:
+    step("Appending three sshd alerts to alerts.json (what integratord reads)")
+    stamp = int(time.time())
+    ids = {}
+    for n, (ip, what) in enumerate(ALERTS):
+        alert_id = f"{stamp}.{9000 + n}"
+        ids[alert_id] = (ip, what)
+        alert = {"timestamp": "2025-07-21T12:41:18.157+0000",
+                 "rule": {"level": 5, "id": "100003", "description": f"sshd: Authentication succeeded from {ip}.",
+                          "groups": ["local", "syslog", "sshd", "authentication_success"]},
+                 "agent": {"id": "000", "name": "wazuh-server"}, "manager": {"name": "wazuh-server"}, "id": alert_id,
+                 "full_log": f"Dec 10 01:02:02 host sshd[1234]: Accepted none for root from {ip} port 1066 ssh2",
+                 "decoder": {"name": "sshd"}, "data": {"srcip": ip, "srcport": "1066", "dstuser": "root"},
+                 "location": "/var/log/auth.log"}
+        dexec("sh", "-c", f"cat >> {OSSEC}/logs/alerts/alerts.json", stdin=json.dumps(alert) + "\n")
+    rows: dict = {}
+
+    def arrived() -> bool:
+        alerts = dexec("grep", "-F", f'"{stamp}.90', f"{OSSEC}/logs/alerts/alerts.json", check=False).stdout
+        for line in alerts.splitlines():
+            a = json.loads(line)
+            src = a.get("data", {}).get("virustotal_ip", {}).get("source", {})
+            if src.get("alert_id") in ids:
+                rows[src["alert_id"]] = a
+        log = dexec("cat", f"{OSSEC}/logs/integrations.log", check=False).stdout
+        for alert_id, (ip, _) in ids.items():
+            if alert_id not in rows and f'alert "{alert_id}": data.srcip {ip} is not a global address' in log:
+                rows[alert_id] = None
+        return len(rows) == len(ids)
+    wait_for("the enrichments", arrived, 120)
+    return [(ids[k][0], ids[k][1], rows[k]) for k in ids]
+
+
+def print_table(results: list) -> None:
+    print()
+    print(f"{'IP':<15} {'verdict':<10} {'reasons':<24} {'rule':<7} {'level':<5} description")
+    print("-" * 100)
+    for ip, what, alert in results:
+        if alert is None:
+            print(f"{ip:<15} {'-':<10} {'not looked up':<24} {'-':<7} {'-':<5} private address: no request, no event")
+            continue
+        vt = alert["data"]["virustotal_ip"]
+        reasons = vt.get("reasons", vt.get("description", ""))
+        if isinstance(reasons, list):
+            reasons = ",".join(reasons)
+        print(f"{ip:<15} {vt.get('verdict', 'error'):<10} {reasons[:24]:<24} {alert['rule']['id']:<7} "
+              f"{alert['rule']['level']:<5} {alert['rule']['description']}")
+    print()
+    print("Where to look:")
+    print(f"  docker exec {CONTAINER} tail -n 5 {OSSEC}/logs/alerts/alerts.json")
+    print(f"  docker exec {CONTAINER} tail {OSSEC}/logs/integrations.log")
+    print(f"  docker exec {CONTAINER} {OSSEC}/framework/python/bin/python3 "
+          f"{OSSEC}/integrations/custom-virustotal_ip.py --status")
+    print("Remove it: make demo-clean")
+
+
+def clean() -> int:
+    if shutil.which("docker") and run(["docker", "info"], check=False).returncode == 0:
+        run(["docker", "rm", "-f", CONTAINER], check=False)
+    shutil.rmtree(BUILD, ignore_errors=True)
+    print(f"Removed the demo container {CONTAINER} and build/demo.")
+    return 0
 
 
 def main() -> int:
+    if sys.argv[1:] == ["clean"]:
+        return clean()
     real_key = os.environ.get("VT_API_KEY", "")
-    vt = VTServer(API_KEY, FIXTURES["ips"]).start()
-    root = Path(tempfile.mkdtemp(prefix="vtip-demo-"))
+    image = os.environ.get("WAZUH_MANAGER_IMAGE", STANDIN)
+    created = False
     try:
-        home = WazuhHome(root / "ossec", vt)
-        key = API_KEY
+        need_docker()
+        created = start_manager(image)
+        wait_for("the manager (wazuh-analysisd, wazuh-integratord)", manager_running, 60)
         if real_key:
-            home.config({})   # default api_url: the real VirusTotal
-            key = real_key
-        print(f"VirusTotal: {'the real API (VT_API_KEY)' if real_key else 'local VT v3 stand-in at ' + vt.url}")
-        print(f"Wazuh home: {home.root} (throwaway; removed at the end)\n")
-        print(f"{'IP':<16} {'verdict':<11} {'reasons':<28} {'exit':<5} what reached analysisd")
-        for ip, what in ALERTS:
-            r = home.run(sample_alert(ip), api_key=key)
-            if r.messages:
-                location, msg = r.events()[0]
-                e = msg["virustotal_ip"]
-                verdict = e.get("verdict", "error: " + e.get("error", "?"))
-                reasons = ",".join(e.get("reasons", [])) or e.get("description", "")[:28]
-                sent = f"1:{location}:... ({len(r.messages[0])} bytes)"
-            else:
-                verdict, reasons, sent = "-", "-", "nothing (" + r.log.strip().split(": ", 2)[-1] + ")"
-            print(f"{ip:<16} {verdict:<11} {reasons:<28} {r.rc:<5} {sent}   [{what}]")
-        print("\nintegrations.log:")
-        print(home.log_path.read_text().rstrip())
-        print("\nThe rules in files/virustotal_ip_rules.xml turn these into alerts 199901 (malicious, level 12),"
-              "\n199902 (suspicious), 199903 (unknown) and 199904 (errors) on a Wazuh manager.")
+            step("VT_API_KEY is set: asking the real VirusTotal")
+        else:
+            start_vt_standin()
+        deploy(real_key)
+        print_table(feed_and_collect())
         return 0
-    finally:
-        vt.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    except DemoError as exc:
+        print(f"\nmake demo failed: {exc}", file=sys.stderr)
+        if created:
+            run(["docker", "rm", "-f", CONTAINER], check=False)
+            print(f"(removed the container {CONTAINER} this run had created)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ def test_our_own_enrichment_fed_back_is_ignored(home, vt):
     fed_back["data"]["srcip"] = "64.62.197.132"
     r = home.run(fed_back)
     assert (r.rc, r.messages, len(vt.requests)) == (0, [], requests_before)
+    assert "is our own enrichment (loop guard); nothing sent" in r.log
     agent_routed = sample_alert(location="[001] (web) any->virustotal_ip")
     assert home.run(agent_routed).messages == []
 

@@ -1,0 +1,124 @@
+"""What the role leaves on a manager, and the integration end to end through Wazuh itself.
+
+The same tests run against the official wazuh/wazuh-manager image and the offline stand-in:
+they use only Wazuh's interfaces (files, wazuh-control, alerts.json, integrations.log).
+Waiting is for a line to appear in alerts.json, with a time limit.
+"""
+import json
+import random
+import shlex
+import time
+
+import pytest
+
+testinfra_hosts = ["all"]
+OSSEC = "/var/ossec"
+BEGIN = "<!-- BEGIN custom-virustotal_ip (managed by the Ansible role virustotal_ip) -->"
+END = "<!-- END custom-virustotal_ip (managed by the Ansible role virustotal_ip) -->"
+
+
+@pytest.mark.parametrize("path,user,group,mode", [
+    ("integrations/custom-virustotal_ip", "root", "wazuh", 0o750),
+    ("integrations/custom-virustotal_ip.py", "root", "wazuh", 0o750),
+    ("var/virustotal_ip", "wazuh", "wazuh", 0o770),
+    ("etc/custom-virustotal_ip.json", "root", "wazuh", 0o640),
+    ("etc/ossec.conf", "root", "wazuh", 0o660),
+    ("etc/rules/virustotal_ip_rules.xml", "wazuh", "wazuh", 0o660),
+])
+def test_files_owners_and_modes(host, path, user, group, mode):
+    f = host.file(f"{OSSEC}/{path}")
+    assert f.exists
+    assert (f.user, f.group, f.mode) == (user, group, mode)
+
+
+def test_ossec_conf_gets_our_block_and_nothing_else_changes(host):
+    now = host.file(f"{OSSEC}/etc/ossec.conf").content_string
+    before, rest = now.split(BEGIN + "\n", 1)
+    block, after = rest.split(END + "\n", 1)
+    assert before + after == host.file("/opt/vtip-test/ossec.conf.orig").content_string
+    assert "<name>custom-virustotal_ip</name>" in block and "<group>sshd</group>" in block
+    assert "<alert_format>json</alert_format>" in block and "<api_key>" not in block
+    assert now.count(BEGIN) == 1
+
+
+def test_config_file_holds_every_setting(host):
+    config = json.loads(host.file(f"{OSSEC}/etc/custom-virustotal_ip.json").content_string)
+    assert config["api_url"] == "http://127.0.0.1:8090/api/v3"
+    assert (config["mal_strong_min"], config["weight_mal_strong"], config["stale_weak_days"]) == (3, 3.0, 90)
+    assert set(config) >= {"api_key", "risk_tags", "pivot_enabled", "ip_fields", "cache_ttl_hours",
+                           "rate_limit_per_minute", "allowlist", "engine_weights"}
+
+
+def test_integratord_is_running(host):
+    assert "wazuh-integratord is running..." in host.run(f"{OSSEC}/bin/wazuh-control status").stdout
+
+
+def sshd_alert(ip):
+    """The seed's sshd alert, as analysisd writes it to alerts.json (integratord's input)."""
+    alert_id = f"{int(time.time())}.{random.randrange(10**9)}"
+    return alert_id, {
+        "timestamp": "2025-07-21T12:41:18.157+0000",
+        "rule": {"level": 5, "description": f"sshd: Authentication succeeded from a public IP address {ip}.",
+                 "id": "100003", "firedtimes": 2, "mail": False,
+                 "groups": ["local", "syslog", "sshd", "authentication_failed", "authentication_success"]},
+        "agent": {"id": "000", "name": "wazuh-server"}, "manager": {"name": "wazuh-server"}, "id": alert_id,
+        "full_log": f"Dec 10 01:02:02 host sshd[1234]: Accepted none for root from {ip} port 1066 ssh2",
+        "decoder": {"parent": "sshd", "name": "sshd"},
+        "data": {"srcip": ip, "srcport": "1066", "dstuser": "root"}, "location": "/var/log/test.log"}
+
+
+def enrichment_for(host, ip, timeout=90):
+    """Append an sshd alert and wait for the enrichment alert that names its id."""
+    alert_id, alert = sshd_alert(ip)
+    line = json.dumps(alert, separators=(",", ":"))
+    host.run_expect([0], f"printf '%s\\n' {shlex.quote(line)} >> {OSSEC}/logs/alerts/alerts.json")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = host.run(f"grep -F {shlex.quote(alert_id)} {OSSEC}/logs/alerts/alerts.json").stdout
+        for candidate in out.splitlines():
+            found = json.loads(candidate)
+            if found["rule"]["id"].startswith("1999"):
+                return found
+        time.sleep(0.5)
+    raise AssertionError(f"no enrichment alert for {ip} (alert {alert_id}) within {timeout}s; "
+                         f"integrations.log: {host.run(f'tail -5 {OSSEC}/logs/integrations.log').stdout}")
+
+
+def test_malicious_ip_comes_back_as_rule_199901_with_the_seeds_figures(host):
+    alert = enrichment_for(host, "64.62.197.132")
+    assert (alert["rule"]["id"], alert["rule"]["level"], alert["rule"]["mail"]) == ("199901", 12, True)
+    assert alert["rule"]["description"] == "Source IP flagged malicious by VirusTotal"
+    vt = alert["data"]["virustotal_ip"]
+    assert (vt["verdict"], vt["found"], vt["reputation"], vt["weighted_malicious"]) == ("malicious", "1", "-3", "12")
+    assert vt["counts"] == {"malicious": "11", "suspicious": "2"}
+    assert (vt["age_days"], vt["as_owner"], vt["country"], vt["network"]) == \
+        ("0.700000", "HURRICANE", "US", "64.62.197.0/24")
+    assert vt["verdict_line"] == ('vt_ip verdict=malicious ip=64.62.197.132 mal=11 sus=2 wmal=12.0 rep=-3 '
+                                  'age_days=0.7 tags=- as_owner="HURRICANE"')
+    assert alert["data"]["integration"] == "virustotal_ip" and alert["location"] == "virustotal_ip"
+
+
+def test_clean_ip_comes_back_as_rule_199903_after_the_pivot(host):
+    alert = enrichment_for(host, "108.157.98.17")
+    assert (alert["rule"]["id"], alert["rule"]["level"]) == ("199903", 3)
+    vt = alert["data"]["virustotal_ip"]
+    assert vt["verdict"] == "unknown"
+    assert vt["pivot"] == {"used": "true", "total_files": "1", "strong_mal_files": "0"}
+
+
+def test_enrichment_alerts_do_not_trigger_the_integration_again(host):
+    # integratord reads alerts.json in order: once this later enrichment is there, it has seen
+    # every enrichment alert before it.
+    enrichment_for(host, "64.62.197.132")
+    log = host.file(f"{OSSEC}/logs/integrations.log").content_string
+    assert "loop guard" not in log
+    ossec_log = host.file(f"{OSSEC}/logs/ossec.log").content_string
+    assert "Unable to run integration for custom-virustotal_ip" not in ossec_log
+
+
+def test_vt_answering_429_comes_back_as_rule_199904(host):
+    """Last: a quota outage stops lookups for a minute."""
+    alert = enrichment_for(host, "185.220.101.1")
+    assert (alert["rule"]["id"], alert["rule"]["level"]) == ("199904", 5)
+    assert alert["data"]["virustotal_ip"]["error"] == "QuotaExceededError"
+    assert alert["rule"]["description"] == "VirusTotal IP integration error: Quota exceeded"

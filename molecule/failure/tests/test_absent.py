@@ -1,0 +1,18 @@
+"""After the failure scenario's side effects: the uninstall removed everything the role added
+and every manager keeps running. The same for the stand-in and the official image."""
+testinfra_hosts = ["all"]
+OSSEC = "/var/ossec"
+
+
+def test_nothing_of_ours_is_left(host):
+    for path in ["integrations/custom-virustotal_ip", "integrations/custom-virustotal_ip.py",
+                 "etc/custom-virustotal_ip.json", "etc/rules/virustotal_ip_rules.xml", "var/virustotal_ip"]:
+        assert not host.file(f"{OSSEC}/{path}").exists, path
+    assert not host.file("/etc/cron.d/custom-virustotal_ip").exists
+    conf = host.file(f"{OSSEC}/etc/ossec.conf")
+    assert "custom-virustotal_ip" not in conf.content_string
+    assert (conf.user, conf.group, conf.mode) == ("root", "wazuh", 0o660)
+
+
+def test_manager_keeps_running(host):
+    assert "wazuh-analysisd is running..." in host.run(f"{OSSEC}/bin/wazuh-control status").stdout

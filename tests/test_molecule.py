@@ -1,0 +1,42 @@
+"""Molecule, as `make test` runs it: every scenario against the offline stand-in image.
+
+The same scenarios run unchanged against the official image with
+`WAZUH_MANAGER_IMAGE=wazuh/wazuh-manager:4.14.0 molecule test --all` where a registry is
+reachable. Skipped without Docker, except on CI (CI=true), where that is a failure.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from harness import REPO
+from standin_harness import STANDIN_IMAGE, build_standin, docker_available, on_ci
+
+MOLECULE_KEY = "molecule-test-key"
+
+
+@pytest.fixture(scope="module")
+def image():
+    why = docker_available()
+    if why:
+        if on_ci():
+            pytest.fail(f"CI=true but {why}: molecule cannot be skipped on CI")
+        pytest.skip(f"molecule needs Docker: {why}")
+    build_standin()
+    return STANDIN_IMAGE
+
+
+@pytest.mark.parametrize("scenario", ["default", "failure"])
+def test_molecule_scenario_passes_against_the_standin(image, scenario):
+    bindir = Path(sys.executable).parent
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", WAZUH_MANAGER_IMAGE=image,
+               MOLECULE_RUN_ID=uuid.uuid4().hex[:10], ANSIBLE_FORCE_COLOR="0", PY_COLORS="0", NO_COLOR="1")
+    r = subprocess.run([str(bindir / "molecule"), "test", "-s", scenario], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=1200, check=False)
+    output = r.stdout + r.stderr
+    assert r.returncode == 0, output[-6000:]
+    assert MOLECULE_KEY not in output, "the API key showed in molecule's output (a task without no_log?)"
