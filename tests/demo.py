@@ -97,7 +97,8 @@ def start_manager(image: str) -> bool:
 
 
 def start_vt_standin() -> None:
-    if dexec("sh", "-c", "cat /opt/vtip-demo/vt.pid 2>/dev/null | xargs -r kill -0", check=False).returncode == 0:
+    alive = 'kill -0 "$(cat /opt/vtip-demo/vt.pid 2>/dev/null)" 2>/dev/null'
+    if dexec("sh", "-c", alive, check=False).returncode == 0:
         return
     step("Starting the local VirusTotal v3 stand-in inside the container (127.0.0.1:8090)")
     dexec("mkdir", "-p", "/opt/vtip-demo")
@@ -125,12 +126,17 @@ def deploy(real_key: str) -> None:
     with open(BUILD / "ansible.log", "w") as log:
         proc = subprocess.Popen([str(bindir / "ansible-playbook"), "-i", str(inventory), str(REPO / "site.yml")],
                                 cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        task = ""
+        print("    ", end="", flush=True)
         for line in proc.stdout:
             log.write(line)
-            if line.startswith(("TASK [", "RUNNING HANDLER")):
-                print(f"    {line.strip().rstrip('*').strip()}", flush=True)
-            elif line.startswith(("fatal:", "failed:")) or " ok=" in line:
-                print(f"    {line.strip()}", flush=True)
+            if line.startswith(("TASK [", "RUNNING HANDLER [")):
+                task = line.split("[", 1)[1].split("]", 1)[0].replace("virustotal_ip : ", "")
+                print(".", end="", flush=True)
+            elif line.startswith(("changed:", "fatal:", "failed:")):
+                print(f"\n    {line.split(':', 1)[0]}: {task}\n    ", end="", flush=True)
+            elif " ok=" in line and "changed=" in line:
+                print(f"\n    {' '.join(line.split())}", flush=True)
         if proc.wait() != 0:
             raise DemoError("ansible-playbook site.yml failed; see build/demo/ansible.log")
 
@@ -172,7 +178,7 @@ def print_table(results: list) -> None:
     print()
     print(f"{'IP':<15} {'verdict':<10} {'reasons':<24} {'rule':<7} {'level':<5} description")
     print("-" * 100)
-    for ip, what, alert in results:
+    for ip, _what, alert in results:
         if alert is None:
             print(f"{ip:<15} {'-':<10} {'not looked up':<24} {'-':<7} {'-':<5} private address: no request, no event")
             continue
