@@ -88,6 +88,15 @@ def test_manager_starts_under_a_replaced_command_like_molecules_sleep_loop(image
         m.stop()
 
 
+def test_repeated_restarts_leave_no_zombie_daemons(manager):
+    """/init reaps the daemons each restart leaves to it (a zombie made stop wait 10 s each)."""
+    for _ in range(3):
+        restart_ok(manager)
+    assert b"<defunct>" not in manager.exec("ps", "-eo", "stat,cmd").stdout
+    assert manager.control("stop").returncode == 0
+    assert "wazuh-analysisd not running..." in manager.status()
+
+
 def test_stop_and_start(manager):
     assert manager.control("stop").returncode == 0
     assert "wazuh-analysisd not running..." in manager.status()

@@ -587,9 +587,10 @@ def pid_of(daemon: str) -> int | None:
     for path in glob.glob(os.path.join(HOME, "var", "run", f"{daemon}-*.pid")):
         pid = int(path.rsplit("-", 1)[1][:-4])
         try:
-            os.kill(pid, 0)
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                zombie = fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                if daemon.encode() in fh.read():
+                if not zombie and daemon.encode() in fh.read():
                     return pid
         except (ProcessLookupError, FileNotFoundError):
             pass
