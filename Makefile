@@ -31,7 +31,9 @@ lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), syntax checks
 	sh -n tests/standin/image/install.sh
 	bash -n tests/standin/build.sh
 
-pytest: $(STAMP) ## pytest: the integration, the role, the stand-in image and molecule (Docker required with CI=true)
+pytest: $(STAMP) ## pytest: the integration (under every Python found), the role, the stand-in, molecule
+	tests/script-pythons/make-venvs.sh
+	if docker info >/dev/null 2>&1; then tests/standin/build.sh; fi
 	$(BIN)/python -m pytest
 
 test: lint pytest ## every test
@@ -51,5 +53,5 @@ standin-image: ## build localhost/wazuh-manager-standin:4.14 offline (debootstra
 molecule: $(STAMP) ## molecule test --all against WAZUH_MANAGER_IMAGE (default: the official image)
 	PATH="$(CURDIR)/$(BIN):$$PATH" MOLECULE_RUN_ID=$$(date +%s%N) $(BIN)/molecule test --all
 
-clean: ## remove the venv and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+clean: ## remove the venvs and caches
+	rm -rf $(VENV) .venv-script-* .pytest_cache .ruff_cache

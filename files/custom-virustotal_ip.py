@@ -33,6 +33,7 @@ import os
 import sqlite3
 import sys
 import time
+from types import MappingProxyType
 
 # --------------------------------------------------------------------------- constants
 
@@ -53,7 +54,7 @@ MAX_TEXT = 256                # longest VT-provided string we forward
 MAX_TAGS = 32
 MAX_ENGINES = 512
 PENDING_MAX = 10000           # deferred alerts kept at most (oldest dropped, logged)
-PENDING_LOG_MAX = 8192        # bytes of full_log kept with a deferred alert
+PENDING_LOG_MAX = 8192        # characters of full_log kept with a deferred alert
 PENDING_MAX_AGE = 7 * 86400   # deferred alerts older than this are dropped, logged
 DRAIN_SECONDS = 50            # --drain ends before cron starts the next one
 DEFAULT_TIMEOUT = 10          # integratord's defaults, used when argv has none
@@ -272,7 +273,7 @@ def _cidrs(v: object):
 
 
 # key -> (check returning the accepted value or None, what is expected)
-VALIDATORS = {
+VALIDATORS = MappingProxyType({
     "api_key": (_api_key, "a printable string"),
     "api_url": (_url, "an http(s) URL"),
     "mal_strong_min": (_int_in(1, 1000), "an integer 1-1000"),
@@ -294,7 +295,7 @@ VALIDATORS = {
     "cache_ttl_hours": (_ttls, "an object with malicious/suspicious/unknown/not_found hours >= 0"),
     "cache_max_entries": (_int_in(1, 10**7), "an integer 1-10000000"),
     "rate_limit_per_minute": (_int_in(0, 100000), "an integer >= 0 (0 = off)"),
-}
+})
 
 
 def merge_config(values: dict, source: dict, origin: str, log: Log) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import API_KEY, FIXTURES, WazuhHome
+from harness import API_KEY, FIXTURES, WazuhHome, script_pythons
 from vt_server import VTServer
 
 
@@ -18,9 +18,13 @@ def vt():
     server.stop()
 
 
-@pytest.fixture
-def home(tmp_path, vt):
-    h = WazuhHome(tmp_path / "ossec", vt)
+SCRIPT_PYTHONS = script_pythons()
+
+
+@pytest.fixture(params=[python for _, python in SCRIPT_PYTHONS], ids=[name for name, _ in SCRIPT_PYTHONS])
+def home(tmp_path, vt, request):
+    """A throwaway Wazuh home whose framework/python is each interpreter in turn."""
+    h = WazuhHome(tmp_path / "ossec", vt, python=request.param)
     yield h
     if h.sock is not None:
         h.sock.close()

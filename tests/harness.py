@@ -9,6 +9,7 @@ Used by the tests (conftest.py), the benchmarks and the demo.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -18,7 +19,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
@@ -101,7 +101,7 @@ class Result:
 class WazuhHome:
     """A Wazuh home as the script sees it: integrations/, etc/, logs/, queue/, var/."""
 
-    def __init__(self, root: Path, vt: VTServer) -> None:
+    def __init__(self, root: Path, vt: VTServer, python: str = sys.executable) -> None:
         self.root = root
         self.vt = vt
         for sub in ("integrations", "etc/rules", "logs", "queue/sockets", "var", "tmp"):
@@ -109,22 +109,23 @@ class WazuhHome:
         for src in (SCRIPT, WRAPPER):
             shutil.copy(src, root / "integrations" / src.name)
             os.chmod(root / "integrations" / src.name, 0o750)
-        self._python()
+        self._python(python)
         self.config({"api_url": vt.url})
         self.sock: socket.socket | None = None
         self.open_queue()
 
-    def _python(self) -> None:
+    def _python(self, python: str) -> None:
+        """framework/python as a virtual environment over `python` (a venv with requests: the
+        test interpreter, or one like Wazuh's embedded 3.9 or 3.10)."""
         fw = self.root / "framework" / "python"
         (fw / "bin").mkdir(parents=True)
-        base = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
+        base, version, purelib = interpreter(python)
         (fw / "bin" / "python3").symlink_to(base)
-        (fw / "pyvenv.cfg").write_text(
-            f"home = {base.parent}\ninclude-system-site-packages = false\n"
-            f"version = {sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}\n")
-        lib = fw / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+        (fw / "pyvenv.cfg").write_text(f"home = {Path(base).parent}\ninclude-system-site-packages = false\n"
+                                       f"version = {version}\n")
+        lib = fw / "lib" / f"python{version.rsplit('.', 1)[0]}"
         lib.mkdir(parents=True)
-        (lib / "site-packages").symlink_to(sysconfig.get_paths()["purelib"])
+        (lib / "site-packages").symlink_to(purelib)
 
     @property
     def queue_path(self) -> Path:
@@ -219,6 +220,25 @@ class WazuhHome:
         python = str(self.root / "framework" / "python" / "bin" / "python3")
         return self.run_argv([python, str(self.root / "integrations" / "custom-virustotal_ip.py"), *args],
                              env=env)
+
+
+def script_pythons() -> list:
+    """(id, python) for every interpreter the script is tested under: the test venv's, and
+    Wazuh's embedded versions where tests/script-pythons/make-venvs.sh could make them."""
+    found = [("py" + ".".join(map(str, sys.version_info[:2])), sys.executable)]
+    for venv in sorted(REPO.glob(".venv-script-*")):
+        if (venv / "bin" / "python").exists():
+            found.append(("py" + venv.name.rsplit("-", 1)[1], str(venv / "bin" / "python")))
+    return found
+
+
+@functools.cache
+def interpreter(python: str) -> tuple:
+    """(base executable, X.Y.Z, site-packages) of a Python, asked in a subprocess."""
+    code = ("import sys, sysconfig; print(getattr(sys, '_base_executable', sys.executable)); "
+            "print('%d.%d.%d' % sys.version_info[:3]); print(sysconfig.get_paths()['purelib'])")
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    return str(Path(out[0]).resolve()), out[1], out[2]
 
 
 def _clean_env() -> dict:

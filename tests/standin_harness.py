@@ -33,6 +33,18 @@ def build_standin() -> None:
     subprocess.run([str(REPO / "tests" / "standin" / "build.sh")], check=True)
 
 
+def standin_image(what: str) -> str:
+    """The built stand-in image for a test module; skips without Docker, except on CI."""
+    import pytest
+    why = docker_available()
+    if why:
+        if on_ci():
+            pytest.fail(f"CI=true but {why}: {what} cannot be skipped on CI")
+        pytest.skip(f"{what} needs Docker: {why}")
+    build_standin()
+    return STANDIN_IMAGE
+
+
 class Manager:
     """One manager container, removed by stop()."""
 
@@ -104,6 +116,9 @@ class Manager:
             return bool(found)
         self.wait(seen, timeout, "an alert")
         return found[0]
+
+    def wait_file(self, path: str, timeout: float = 30) -> None:
+        self.wait(lambda: self.exec("test", "-f", path).returncode == 0, timeout, f"{path} to appear")
 
     def wait_log(self, text: str, timeout: float = 30) -> None:
         self.wait(lambda: text in self.ossec_log(), timeout, f"{text!r} in ossec.log")

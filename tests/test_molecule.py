@@ -14,20 +14,14 @@ from pathlib import Path
 
 import pytest
 from harness import REPO
-from standin_harness import STANDIN_IMAGE, build_standin, docker_available, on_ci
+from standin_harness import standin_image
 
 MOLECULE_KEY = "molecule-test-key"
 
 
 @pytest.fixture(scope="module")
 def image():
-    why = docker_available()
-    if why:
-        if on_ci():
-            pytest.fail(f"CI=true but {why}: molecule cannot be skipped on CI")
-        pytest.skip(f"molecule needs Docker: {why}")
-    build_standin()
-    return STANDIN_IMAGE
+    return standin_image("molecule")
 
 
 @pytest.mark.parametrize("scenario", ["default", "failure"])

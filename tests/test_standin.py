@@ -11,19 +11,14 @@ import json
 import re
 
 import pytest
-from standin_harness import OSSEC, Manager, build_standin, docker_available, on_ci, sentinel, sentinel_rule_xml
+from standin_harness import OSSEC, Manager, sentinel, sentinel_rule_xml, standin_image
 
 VT_RULES = (__import__("harness").RULES).read_text()
 
 
 @pytest.fixture(scope="module")
 def image():
-    why = docker_available()
-    if why:
-        if on_ci():
-            pytest.fail(f"CI=true but {why}: the stand-in tests cannot be skipped on CI")
-        pytest.skip(f"stand-in image tests need Docker: {why}")
-    build_standin()
+    return standin_image("the stand-in image tests")
 
 
 @pytest.fixture
@@ -258,7 +253,7 @@ def test_group_filter_runs_the_script_with_the_4_14_argv_as_wazuh(manager):
     with_integration(manager, "custom-argv", "<group>sshd</group>", options="    <options>{\"a\": 1}</options>\n")
     manager.append_alert(sshd_alert(groups=("syslog", "web")))       # not in the group: not sent
     manager.append_alert(sshd_alert())
-    manager.wait(lambda: manager.sh("test -f /tmp/record.json").returncode == 0, what="the script to run")
+    manager.wait_file("/tmp/record.json")
     record = json.loads(manager.read("/tmp/record.json"))
     argv = record["argv"]
     assert argv[0] == f"{OSSEC}/integrations/custom-argv"
@@ -280,7 +275,7 @@ def test_other_filters(manager, filters, matching, other):
     with_integration(manager, "custom-argv", filters)
     manager.append_alert(other)
     manager.append_alert(dict(matching, id="1800000000.42"))
-    manager.wait(lambda: manager.sh("test -f /tmp/record.json").returncode == 0, what="the script to run")
+    manager.wait_file("/tmp/record.json")
     assert json.loads(manager.read("/tmp/record.json"))["alert"]["id"] == "1800000000.42"
 
 
@@ -314,7 +309,7 @@ def test_invalid_names_and_scripts_added_after_start_stay_disabled(manager):
     manager.append_alert(sshd_alert())
     with_integration(manager, "custom-argv", "<group>sshd</group>")   # a restart enables what exists now
     manager.append_alert(sshd_alert())
-    manager.wait(lambda: manager.sh("test -f /tmp/record.json").returncode == 0, what="the script to run")
+    manager.wait_file("/tmp/record.json")
     assert "Enabling integration for: 'custom-later'." in manager.ossec_log()
 
 
@@ -326,5 +321,5 @@ def test_alerts_written_while_integratord_is_down_are_never_sent(manager):
     manager.wait_running()
     manager.wait_log("wazuh-integratord: INFO: Started")
     manager.append_alert(dict(sshd_alert(), id="1800000000.8"))
-    manager.wait(lambda: manager.sh("test -f /tmp/record.json").returncode == 0, what="the script to run")
+    manager.wait_file("/tmp/record.json")
     assert json.loads(manager.read("/tmp/record.json"))["alert"]["id"] == "1800000000.8"

@@ -11,6 +11,10 @@ base=localhost/vtip-debian-base:bookworm
 packages=python3,python3-requests,procps,passwd
 
 die() { echo "build.sh: $*" >&2; exit 1; }
+
+# One build at a time (parallel test workers all ask for the image).
+exec 9>"${TMPDIR:-/tmp}/vtip-standin-build.lock"
+flock 9
 command -v docker >/dev/null || die "docker is not installed (Debian: apt-get install docker.io)"
 docker info >/dev/null 2>&1 || die "no Docker engine answers (start dockerd, or run as a user in group docker)"
 
