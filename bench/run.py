@@ -1,8 +1,9 @@
 """Benchmarks for the deployed script, each side by side with its baseline in one run.
 
 1. Cache-hit cost: a cache-hit alert vs a bare `python3 -c pass` on the same interpreter
-   (median of --runs interleaved runs), for the test venv's interpreter and the machine's
-   python3; also the floor `import json, sqlite3, ipaddress, socket` every hit needs.
+   (median of --runs interleaved runs), for the test venv's interpreter, the machine's
+   python3, and Python 3.9/3.10 venvs like Wazuh's embedded ones where the machine has them;
+   also the floor `import json, sqlite3, ipaddress, socket` every hit needs.
 2. Request storm: --storm alerts from 20 IPs, run one after another as integratord does,
    with the cache and with the cache disabled (every TTL 0); VT requests counted by the
    local VT v3 server.
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from harness import API_KEY, NO_DEBUG, WazuhHome, sample_alert
+from harness import API_KEY, NO_DEBUG, WazuhHome, sample_alert, script_pythons
 from vt_server import VTServer
 
 STORM_IPS = [f"45.95.{i // 8}.{10 + i}" for i in range(20)]
@@ -67,13 +68,15 @@ def bench_cache_hit(runs: int) -> list:
         floor = "import json, sqlite3, ipaddress, socket"
         interpreters = [("test venv (framework/python)", str(home.root / "framework/python/bin/python3")),
                         ("machine python3", machine_python())]
+        # Wazuh's embedded versions (3.9, 3.10 with their requests), where the machine has them
+        interpreters += [(f"Wazuh-like {name} venv", python) for name, python in script_pythons()[1:]]
         for label, python in interpreters:
             arms = {
                 "python3 -c pass": [python, "-c", "pass"],
                 "floor: import json,sqlite3,ipaddress,socket": [python, "-c", floor],
                 "cache-hit alert": [python, script, *args],
             }
-            if "venv" in label:
+            if label.startswith("test venv"):
                 arms["cache-hit alert via wrapper"] = [str(home.root / "integrations/custom-virustotal_ip"), *args]
             samples = {name: [] for name in arms}
             for _ in range(runs):                                   # interleaved: drift hits every arm alike
