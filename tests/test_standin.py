@@ -122,6 +122,7 @@ def test_fatal_rule_mistakes_fail_t_and_restart_keeps_the_old_manager(manager, r
     manager.put(f"{OSSEC}/etc/rules/bad_rules.xml", f'<group name="test,">{rule}</group>', "0660", "wazuh:wazuh")
     t = manager.exec(f"{OSSEC}/bin/wazuh-analysisd", "-t")
     assert t.returncode != 0 and error in t.stderr.decode()
+    assert "bad_rules.xml" in t.stderr.decode()                      # which file, as analysisd says
     r = manager.control("restart")
     assert r.returncode == 1
     assert "wazuh-analysisd is running..." in manager.status()

@@ -211,7 +211,10 @@ def load_rules() -> tuple:
             for el in group:
                 if el.tag != "rule":
                     raise ConfigError(f"(1230): Invalid element in the configuration: '{el.tag}'. File '{rel}'.")
-                rule = parse_rule(el, groups, order, rel)
+                try:
+                    rule = parse_rule(el, groups, order, rel)
+                except ConfigError as exc:
+                    raise ConfigError(f"{exc}\n(1220): Error loading the rules: '{rel}'.") from None
                 order += 1
                 if rule.id in rules:
                     warnings.append(f"(7612): Rule ID '{rule.id}' is duplicated. Only the first one is used.")
