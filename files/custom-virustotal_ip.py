@@ -929,6 +929,11 @@ def is_fresh(entry: dict, cfg: Config, now: float) -> bool:
     return now - entry["fetched_at"] < cfg.cache_ttl_hours[key] * 3600
 
 
+def is_usable(entry: dict | None, cfg: Config, now: float) -> bool:
+    """A cached entry that answers the alert without any request."""
+    return entry is not None and is_fresh(entry, cfg, now) and not needs_pivot_request(entry, cfg, now)
+
+
 def next_utc_midnight(now: float) -> float:
     return (int(now) // 86400 + 1) * 86400
 
@@ -1049,8 +1054,8 @@ class Run:
     def lookup(self, ip: str) -> tuple:
         """("entry", entry, cached) | ("defer", why) | ("error", VTError, report: bool)."""
         cfg, now = self.cfg, time.time()
-        entry = self._cached(ip, now)
-        if entry is not None and is_fresh(entry, cfg, now) and not needs_pivot_request(entry, cfg, now):
+        entry = self._cached(ip)
+        if is_usable(entry, cfg, now):
             self._count("hit")
             return "entry", entry, True
         self._count("miss")
@@ -1066,9 +1071,8 @@ class Run:
                 except DeadlineExceeded:
                     return "defer", "another lookup held the lock for the whole time budget"
                 # another run may have looked it up while we waited for the lock
-                entry = self._cached(ip, now)
-                if entry is not None and is_fresh(entry, cfg, now) \
-                        and not needs_pivot_request(entry, cfg, now):
+                entry = self._cached(ip)
+                if is_usable(entry, cfg, now):
                     return "entry", entry, True
             return self._fetch(ip, entry if entry is not None and is_fresh(entry, cfg, now) else None)
         finally:
@@ -1106,7 +1110,7 @@ class Run:
             return "error", exc, True
         return "entry", entry, False
 
-    def _cached(self, ip: str, now: float) -> dict | None:
+    def _cached(self, ip: str) -> dict | None:
         if self.state is None:
             return None
         try:

@@ -80,8 +80,10 @@ class Manager:
         return self.control("status").stdout.decode()
 
     def wait_running(self, timeout: float = 30) -> None:
-        self.wait(lambda: "wazuh-analysisd is running..." in self.status()
-                  and "wazuh-integratord is running..." in self.status(), timeout, "manager running")
+        def running() -> bool:
+            out = self.status()
+            return "wazuh-analysisd is running..." in out and "wazuh-integratord is running..." in out
+        self.wait(running, timeout, "manager running")
 
     def wait(self, condition, timeout: float = 30, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout
