@@ -176,7 +176,7 @@ def test_status_reports_cache_requests_quota_and_pending(home, vt):
     assert r.rc == 0 and r.messages == []
     out = r.stdout
     assert "Cache:             1 entries (1 fresh)" in out
-    assert "Cache hit ratio:   25.0% (1 hits, 3 misses" in out
+    assert "Cache hit ratio:   25.0% (1 hits, 3 misses in 30 days; today 1/3)" in out
     assert "VT requests today: 2 (last minute: 2, no local rate limit)" in out
     assert "Quota:             exceeded, no requests until" in out
     assert "Pending lookups:   2 (oldest queued" in out

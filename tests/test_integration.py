@@ -234,11 +234,13 @@ def test_script_runs_on_python_3_9_syntax():
 def test_wrapper_prefers_wazuh_path_from_the_environment(home, tmp_path):
     fake = tmp_path / "other" / "framework" / "python" / "bin"
     fake.mkdir(parents=True)
-    (fake / "python3").write_text("#!/bin/sh\necho \"other python: $@\"\n")
+    (fake / "python3").write_text("#!/bin/sh\nprintf 'other python:'; printf ' [%s]' \"$@\"\n")
     os.chmod(fake / "python3", 0o755)
     env = dict(os.environ, WAZUH_PATH=str(tmp_path / "other"))
-    r = home.run_argv(home.integratord_argv(home.write_alert(sample_alert())), env=env)
-    assert r.stdout.startswith(f"other python: {home.root}/integrations/custom-virustotal_ip.py ")
+    alert = home.write_alert(sample_alert())
+    r = home.run_argv(home.integratord_argv(alert), env=env)
+    assert r.stdout.startswith("other python: [-I] [-S] [-c] ")
+    assert f"] [{home.root}/integrations] [custom-virustotal_ip] [{alert}] " in r.stdout
 
 
 def test_wrapper_outside_integrations_refuses_with_a_message(tmp_path):
@@ -250,14 +252,19 @@ def test_wrapper_outside_integrations_refuses_with_a_message(tmp_path):
     assert "must be installed in <wazuh home>/integrations" in r.stderr
 
 
-def test_cache_hit_never_imports_requests(home):
-    """What keeps a cache hit cheap: `requests` is imported only for a real VT request."""
+def test_cache_hit_imports_neither_requests_nor_the_heavy_stdlib_wrappers(home):
+    """What keeps a cache hit cheap: `requests` (and site-packages) only for a real VT request;
+    json, sqlite3, socket and ipaddress replaced by the C modules under them."""
     home.run()
     alert = home.write_alert(sample_alert())
     python = str(home.root / "framework/python/bin/python3")
     argv = home.integratord_argv(alert)
-    argv[0:1] = [python, "-X", "importtime", str(home.root / "integrations/custom-virustotal_ip.py")]
+    # the interpreter flags the wrapper uses, plus an import log
+    argv[0:1] = [python, "-X", "importtime", "-I", "-S", str(home.root / "integrations/custom-virustotal_ip.py")]
     r = home.run_argv(argv)
     assert r.rc == 0 and r.event()["virustotal_ip"]["cached"] is True
     imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if "|" in line}
-    assert "json" in imported and "requests" not in imported and "urllib3" not in imported
+    assert {"_json", "_sqlite3", "_socket"} <= imported
+    heavy = {"requests", "urllib3", "site", "json", "re", "enum", "sqlite3", "datetime", "socket", "ipaddress"}
+    assert imported & heavy == set()
+

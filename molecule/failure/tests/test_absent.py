@@ -6,7 +6,8 @@ OSSEC = "/var/ossec"
 
 def test_nothing_of_ours_is_left(host):
     for path in ["integrations/custom-virustotal_ip", "integrations/custom-virustotal_ip.py",
-                 "etc/custom-virustotal_ip.json", "etc/rules/virustotal_ip_rules.xml", "var/virustotal_ip"]:
+                 "integrations/__pycache__", "etc/custom-virustotal_ip.json",
+                 "etc/rules/virustotal_ip_rules.xml", "var/virustotal_ip"]:
         assert not host.file(f"{OSSEC}/{path}").exists, path
     assert not host.file("/etc/cron.d/custom-virustotal_ip").exists
     conf = host.file(f"{OSSEC}/etc/ossec.conf")

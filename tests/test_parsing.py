@@ -1,0 +1,109 @@
+"""The script's JSON codec and address parsing agree with the stdlib modules they stand in
+for (json, ipaddress), which a cache hit does not import. The modules are the oracle."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import random
+
+import pytest
+
+from harness import load_script
+
+vtip = load_script()
+CODECS = {"accelerated": vtip.json_codec(), "fallback": vtip.json_codec(accelerated=False)}
+
+DOCUMENTS = [
+    {"id": "1753101678.8211", "rule": {"id": "5710", "groups": ["syslog", "sshd"]}, "n": -0.5e-3},
+    {"full_log": "caf\u00e9 \u2603 \ud83d\ude00 \\ \" \u0001 \t", "nested": [[[{}]], [], None, True, False]},
+    [1, 2.5, 10**30, -0.0, "x"], "plain", 0, None,
+]
+INVALID = ["", "   ", "{", '{"a": 1', '{"a" 1}', "[1,]", "{'a': 1}", '{"a": 1} x', "nul", '"\u0001"',
+           "01", "[", "<options>x</options>", '{"a": NaN'] + ['"\\ud800"x']
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=list(CODECS))
+def test_loads_reads_what_json_loads_reads(codec):
+    loads = CODECS[codec][0]
+    for doc in DOCUMENTS:
+        text = json.dumps(doc, ensure_ascii=False)
+        assert loads(f" \n{text}\t ") == json.loads(text)
+    assert str(loads('{"x": NaN}')["x"]) == "nan"
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=list(CODECS))
+def test_loads_refuses_what_json_refuses_with_a_value_error(codec):
+    loads = CODECS[codec][0]
+    for text in INVALID:
+        with pytest.raises(ValueError):
+            json.loads(text)
+        with pytest.raises(ValueError):
+            loads(text)
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=list(CODECS))
+def test_deep_nesting_is_a_recursion_error_not_a_crash(codec):
+    with pytest.raises(RecursionError):
+        CODECS[codec][0]("[" * 100000 + "]" * 100000)
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=list(CODECS))
+def test_dumps_writes_exactly_what_json_dumps_writes(codec):
+    dumps = CODECS[codec][1]
+    for doc in DOCUMENTS + [{"nan": float("nan"), "inf": float("inf")}, "\u2028\x7f"]:
+        assert dumps(doc) == json.dumps(doc)
+    with pytest.raises(TypeError):
+        dumps({"bytes": b"x"})
+
+
+def oracle(text: str) -> str | None:
+    """ipaddress's reading of an alert field, as the script documents it."""
+    try:
+        ip = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if ip.version == 6 and (ip.scope_id or ip.ipv4_mapped):
+        return None if ip.scope_id else str(ip.ipv4_mapped)
+    return str(ip)
+
+
+def address_corpus() -> list:
+    rng = random.Random(5952)
+    texts = ["1.2.3.4", " 8.8.8.8\n", "255.255.255.255", "0.0.0.0", "::", "::1", "1::", "::ffff:1.2.3.4",
+             "::FFFF:10.0.0.1", "2001:db8::1", "2001:DB8:0:0:1:0:0:1", "1:0:2:0:0:3:0:0", "::102:304",
+             "64:ff9b::1.2.3.4", "fe80::1%eth0", "01.2.3.4", "1.2.3.04", "999.1.1.1", "1.2.3", "1.2.3.4.5",
+             "1.2.3.4/../../files", "1.2.3.4?x=1", "1.2.3.4#x", "1.2.3.4:80", "[::1]", "1::2::3", "",
+             "1.2.3.\u0664", "1.2.3.4\x00", "12345::", "::ffff:1.2.3.04", "0x7f.0.0.1", "1.2.3.4 5"]
+    for _ in range(3000):
+        groups = [rng.choice([0, 0, 0, 1, 0xffff, rng.randrange(0x10000)]) for _ in range(8)]
+        packed = b"".join(g.to_bytes(2, "big") for g in groups)
+        texts.append(str(ipaddress.IPv6Address(packed)))
+        texts.append(":".join(f"{g:x}" if rng.random() < 0.5 else f"{g:04X}" for g in groups))
+        texts.append(str(ipaddress.IPv4Address(rng.randrange(2**32))))
+    return texts
+
+
+def test_addresses_are_read_and_written_as_ipaddress_does():
+    for text in address_corpus():
+        packed = vtip.parse_ip(text)
+        assert (vtip.ip_text(packed) if packed else None) == oracle(text), text
+
+
+def test_network_membership_matches_ipaddress():
+    rng = random.Random(4291)
+    nets = list(vtip.NON_GLOBAL_NETS) + ["192.0.2.77/24", "2001:db8::5/64", "8.8.8.8", "::/0", "0.0.0.0/0"]
+    for _ in range(2000):
+        v4 = rng.random() < 0.5
+        addr = ipaddress.ip_address(rng.randrange(2**32) if v4 else rng.randrange(2**128))
+        net_text = rng.choice(nets)
+        net = ipaddress.ip_network(net_text, strict=False)
+        if rng.random() < 0.3:      # often inside the network
+            addr = net.network_address + rng.randrange(net.num_addresses)
+        expected = addr.version == net.version and addr in net
+        assert vtip.in_network(addr.packed, vtip.parse_network(net_text)) == expected, (addr, net_text)
+
+
+@pytest.mark.parametrize("text", ["10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/8/8",
+                                  "10.0.0.0/\u0668", "10.0.0.0/ 8", "10.0.0/8", "", "fe80::/10%x", 42])
+def test_invalid_networks_are_refused(text):
+    assert vtip.parse_network(text) is None
