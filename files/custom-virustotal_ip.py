@@ -927,8 +927,12 @@ class State:
         db = sqlite3.connect(self.path, timeout=2.0, isolation_level=None)
         try:
             if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                # a cache made by version 1 (WAL) changes journal once no other run has it open
-                if db.execute("PRAGMA journal_mode=DELETE").fetchone()[0] != "delete":
+                # A cache made by version 1 (WAL) can leave WAL only while no other process
+                # has it open: until then, use it as it is.
+                try:
+                    if db.execute("PRAGMA journal_mode=DELETE").fetchone()[0] != "delete":
+                        return db
+                except sqlite3.OperationalError:
                     return db
                 db.executescript("""
                     BEGIN;

@@ -9,6 +9,7 @@ Used by the tests (conftest.py), the benchmarks and the demo.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
@@ -167,7 +168,7 @@ class WazuhHome:
         (self.root / "etc" / "custom-virustotal_ip.json").write_text(json.dumps(values))
 
     def sql(self, query: str, args: tuple = ()) -> list:
-        with sqlite3.connect(self.db_path) as db:
+        with contextlib.closing(sqlite3.connect(self.db_path)) as db, db:
             return db.execute(query, args).fetchall()
 
     def _log_offset(self) -> int:

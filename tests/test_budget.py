@@ -180,3 +180,16 @@ def test_status_reports_cache_requests_quota_and_pending(home, vt):
     assert "VT requests today: 2 (last minute: 2, no local rate limit)" in out
     assert "Quota:             exceeded, no requests until" in out
     assert "Pending lookups:   2 (oldest queued" in out
+
+
+def test_drain_forgets_hit_and_miss_counts_older_than_30_days(home, vt):
+    home.run(alert("64.62.197.132", "6.1"))
+    home.run(alert("64.62.197.132", "6.2"))
+    state = home.db_path.parent
+    (state / "hits-2000-01-01").write_bytes(b"." * 5)
+    home.sql("INSERT INTO stats(day, name, n) VALUES ('2000-01-01', 'miss', 7)")
+    assert "(6 hits, 8 misses in 30 days" not in home.cli("--status").stdout   # old days never count
+    assert home.cli("--drain").rc == 0
+    assert not (state / "hits-2000-01-01").exists()
+    assert home.sql("SELECT day FROM stats WHERE day < '2001'") == []
+    assert "50.0% (1 hits, 1 misses in 30 days; today 1/1)" in home.cli("--status").stdout

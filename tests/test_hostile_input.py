@@ -4,6 +4,9 @@
 """
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 import pytest
 from harness import sample_alert
 
@@ -159,6 +162,22 @@ def test_corrupt_cache_is_recreated(home, vt):
     assert r.rc == 0 and r.event()["virustotal_ip"]["cached"] is False
     assert "is corrupt" in r.log and "recreating it" in r.log
     assert home.run().event()["virustotal_ip"]["cached"] is True
+
+
+def test_cache_made_by_schema_1_keeps_its_entries_and_leaves_wal_once_nobody_has_it_open(home, vt):
+    """Version 1 kept the cache in WAL mode; a hit there created and deleted -wal/-shm files."""
+    home.run()
+    home.sql("PRAGMA journal_mode=WAL")
+    home.sql("PRAGMA user_version=1")
+    with contextlib.closing(sqlite3.connect(home.db_path)) as other:   # e.g. a --drain running
+        other.execute("SELECT COUNT(*) FROM cache").fetchall()
+        r = home.run()
+        assert r.rc == 0 and r.event()["virustotal_ip"]["cached"] is True and r.log.count("\n") == 1
+        assert home.sql("PRAGMA journal_mode") == [("wal",)]
+    r = home.run()
+    assert r.rc == 0 and r.event()["virustotal_ip"]["cached"] is True and len(vt.requests) == 1
+    assert home.sql("PRAGMA journal_mode") == [("delete",)] and home.sql("PRAGMA user_version") == [(2,)]
+    assert not home.db_path.with_name("cache.db-wal").exists()
 
 
 def test_options_file_with_xml_leftovers_is_ignored_not_fatal(home):

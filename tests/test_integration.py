@@ -29,6 +29,15 @@ def test_seed_manual_test_prints_what_the_seed_shows_and_sends_the_message(home)
     assert r.messages == [lines[2][len("# Request result from VT server: "):].encode()]
 
 
+def test_debug_lines_through_the_wrapper_survive_its_fast_exit(home):
+    """The wrapper's entry point ends with os._exit: stdout (a pipe here, so block-buffered)
+    must be flushed first."""
+    r = home.run_argv(home.integratord_argv(home.write_alert(sample_alert()), debug=True))
+    lines = r.stdout.splitlines()
+    assert r.rc == 0 and len(lines) == 3 and lines[0] == "# Running VirusTotal IP script"
+    assert r.messages == [lines[2][len("# Request result from VT server: "):].encode()]
+
+
 def test_integratord_4_14_argv_gets_the_enrichment_on_the_queue(home, vt):
     r = home.run()
     assert (r.rc, r.stdout, r.stderr) == (0, "", "")
