@@ -2,8 +2,9 @@
 
 1. Cache-hit cost: a cache-hit alert, run by the wrapper as integratord runs it (bytecode
    compiled as the role does), vs a bare `python3 -c pass` on the same interpreter (median
-   of --runs interleaved runs). Also the .py run as a plain script (no bytecode, site-packages
-   loaded: the old way), and the floor: start-up without site plus the C modules a hit needs.
+   of --runs interleaved runs). Also the Python process alone (the wrapper's exec line, without
+   the shell before it); the .py run as a plain script (no bytecode, site-packages loaded: the
+   old way); and the floor: start-up without site plus the C modules a hit needs.
    For the test venv's interpreter and Python 3.9/3.10 venvs like Wazuh's embedded ones
    where the machine has them.
 2. Request storm: --storm alerts from 20 IPs, run one after another as integratord does,
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -51,6 +53,14 @@ def timed(argv: list, cwd: Path) -> float:
     return time.perf_counter() - started
 
 
+def wrapper_python_args() -> list:
+    """The interpreter options and -c program the wrapper passes to Python, read from it."""
+    text = (Path(__file__).resolve().parent.parent / "files" / "custom-virustotal_ip").read_text()
+    found = re.search(r'python3" (-I -S) -c \'(.*?)\' "\$dir_name"', text, re.S)
+    assert found, "the wrapper's exec line changed: update the bench"
+    return [*found.group(1).split(), "-c", found.group(2)]
+
+
 def compile_like_the_role(home: WazuhHome) -> None:
     """What the role does after installing the script (roles/virustotal_ip/tasks/present.yml)."""
     subprocess.run([str(home.root / "framework/python/bin/python3"), "-I", "-m", "compileall", "-q",
@@ -68,10 +78,12 @@ def bench_cache_hit(runs: int) -> list:
             compile_like_the_role(home)
             fw_python = str(home.root / "framework/python/bin/python3")
             args = [str(alert), API_KEY, "", "", "", "10", "3", NO_DEBUG]
+            integrations = home.root / "integrations"
             arms = {
                 "python3 -c pass": [fw_python, "-c", "pass"],
-                "cache-hit alert (wrapper, as integratord)": [str(home.root / "integrations/custom-virustotal_ip"),
-                                                               *args],
+                "cache-hit alert (wrapper, as integratord)": [str(integrations / "custom-virustotal_ip"), *args],
+                "cache-hit alert (the Python the wrapper execs)": [fw_python, *wrapper_python_args(),
+                                                                    str(integrations), "custom-virustotal_ip", *args],
                 "cache-hit alert (.py as a plain script)": [fw_python,
                                                             str(home.root / "integrations/custom-virustotal_ip.py"),
                                                             *args],
