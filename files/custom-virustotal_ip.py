@@ -967,24 +967,27 @@ class State:
                             "(SELECT ip FROM cache ORDER BY fetched_at LIMIT ?)", (excess,))
 
     def count(self, name: str) -> None:
+        """One more "hit" or "miss" today. A hit appends one byte to today's tally file (its
+        size is the count) instead of writing SQLite, which would cost a journal and fsyncs
+        on every alert; misses write SQLite anyway."""
         day = time.strftime("%Y-%m-%d", time.gmtime())
+        if name == "hit":
+            fd = os.open(os.path.join(self.dir, f"hits-{day}"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o660)
+            try:
+                os.write(fd, b".")
+            finally:
+                os.close(fd)
+            return
         self.db.execute("INSERT INTO stats(day, name, n) VALUES (?, ?, 1) "
                         "ON CONFLICT(day, name) DO UPDATE SET n = n + 1", (day, name))
 
-    def count_hit(self) -> None:
-        """A cache hit appends one byte to today's tally file (its size is the count) instead
-        of writing SQLite, which would cost a journal and fsyncs on every alert."""
-        day = time.strftime("%Y-%m-%d", time.gmtime())
-        fd = os.open(os.path.join(self.dir, f"hits-{day}"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o660)
-        try:
-            os.write(fd, b".")
-        finally:
-            os.close(fd)
+    def _hit_tallies(self) -> dict:
+        """{day: path} of the hit tally files."""
+        return {name[5:]: os.path.join(self.dir, name) for name in os.listdir(self.dir) if name.startswith("hits-")}
 
     def counts(self, first_day: str) -> tuple:
         """({day: hits}, {day: misses}) from first_day (YYYY-MM-DD) on."""
-        hits = {name[5:]: os.stat(os.path.join(self.dir, name)).st_size
-                for name in os.listdir(self.dir) if name.startswith("hits-") and name[5:] >= first_day}
+        hits = {day: os.stat(path).st_size for day, path in self._hit_tallies().items() if day >= first_day}
         misses = dict(self.db.execute("SELECT day, n FROM stats WHERE name = 'miss' AND day >= ?",
                                       (first_day,)).fetchall())
         return hits, misses
@@ -992,9 +995,9 @@ class State:
     def prune_counts(self, first_day: str) -> None:
         """Forget hit and miss counts from before first_day."""
         self.db.execute("DELETE FROM stats WHERE day < ?", (first_day,))
-        for name in os.listdir(self.dir):
-            if name.startswith("hits-") and name[5:] < first_day:
-                os.unlink(os.path.join(self.dir, name))
+        for day, path in self._hit_tallies().items():
+            if day < first_day:
+                os.unlink(path)
 
     # -- requests and quota
     def record_request(self) -> None:
@@ -1206,7 +1209,7 @@ class Run:
         cfg, now = self.cfg, time.time()
         entry = self._cached(ip)
         if is_usable(entry, cfg, now):
-            self._count_hit()
+            self._count("hit")
             return "entry", entry, True
         self._count("miss")
         if not self.api_key:
@@ -1280,14 +1283,7 @@ class Run:
         if self.state is not None:
             try:
                 self.state.count(name)
-            except sqlite3.Error:
-                pass  # statistics only
-
-    def _count_hit(self) -> None:
-        if self.state is not None:
-            try:
-                self.state.count_hit()
-            except OSError:
+            except (sqlite3.Error, OSError):
                 pass  # statistics only
 
     def deliver(self, event: dict, source: dict) -> None:
