@@ -280,22 +280,25 @@ def test_other_filters(manager, filters, matching, other):
     assert json.loads(manager.read("/tmp/record.json"))["alert"]["id"] == "1800000000.42"
 
 
+def log_of_failed_run(manager: Manager, name: str, status: int) -> str:
+    """ossec.log once integratord has run `name` for an sshd alert and seen it exit `status`."""
+    manager.append_alert(sshd_alert())
+    manager.wait_log(f"Exit status was: {status}")
+    log = manager.ossec_log()
+    assert f"Unable to run integration for {name} -> integrations" in log
+    return log
+
+
 def test_script_writable_by_wazuh_is_refused_with_127(manager):
     with_integration(manager, "custom-argv", "<group>sshd</group>", mode="0770")
-    manager.append_alert(sshd_alert())
-    manager.wait_log("Exit status was: 127")
-    log = manager.ossec_log()
-    assert "Unable to run integration for custom-argv -> integrations" in log
+    log = log_of_failed_run(manager, "custom-argv", 127)
     assert "k3y" in log                                  # the command line, API key included
     assert manager.sh("test -f /tmp/record.json").returncode != 0
 
 
 def test_non_zero_exit_is_logged_in_three_lines(manager):
     with_integration(manager, "custom-fail", "<group>sshd</group>", script="#!/bin/sh\necho oops\nexit 3\n")
-    manager.append_alert(sshd_alert())
-    manager.wait_log("Exit status was: 3")
-    log = manager.ossec_log()
-    assert "Unable to run integration for custom-fail -> integrations" in log
+    log = log_of_failed_run(manager, "custom-fail", 3)
     assert "While running custom-fail -> integrations. Output: oops" in log
 
 
