@@ -4,13 +4,14 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 VENV ?= .venv
+WAZUH_VERSION ?= 4.14.7
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: help venv lint pytest test bench demo standin-image molecule demo-clean clean
+.PHONY: help venv lint pytest test bench demo wazuh-image standin-image molecule demo-clean clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 9))' || \
@@ -28,12 +29,18 @@ lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), syntax checks
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline
 	for p in site.yml playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check -i inventory.example/hosts.yml $$p || exit 1; done
 	sh -n files/custom-virustotal_ip
-	sh -n tests/standin/image/install.sh
-	bash -n tests/standin/build.sh
+	sh -n tests/images/standin/image/install.sh
+	sh -n tests/images/wazuh-src/compile.sh
+	sh -n tests/images/wazuh-src/install.sh
+	sh -n tests/images/wazuh-src/bin/install
+	bash -n tests/images/base.sh
+	bash -n tests/images/standin/build.sh
+	bash -n tests/images/wazuh-src/build.sh
 
 pytest: $(STAMP) ## pytest: the integration (under every Python found), the role, the stand-in, molecule
 	tests/script-pythons/make-venvs.sh
-	if docker info >/dev/null 2>&1; then tests/standin/build.sh; fi
+	if docker info >/dev/null 2>&1; then tests/images/wazuh-src/build.sh 4.14.7 && tests/images/wazuh-src/build.sh 4.7.5 \
+	  && tests/images/standin/build.sh; fi
 	$(BIN)/python -m pytest
 
 test: lint pytest ## every test
@@ -47,8 +54,11 @@ demo: $(STAMP) ## the whole product: a manager container, site.yml, alerts in, v
 demo-clean: ## remove what make demo made
 	$(BIN)/python tests/demo.py clean
 
-standin-image: ## build localhost/wazuh-manager-standin:4.14 offline (debootstrap + docker import)
-	tests/standin/build.sh
+wazuh-image: ## build localhost/wazuh-manager-src:$(WAZUH_VERSION): Wazuh's own daemons from source (4.14.7, 4.7.5)
+	tests/images/wazuh-src/build.sh $(WAZUH_VERSION)
+
+standin-image: ## build localhost/wazuh-manager-standin:4.14 offline: the TEST STAND-IN
+	tests/images/standin/build.sh
 
 molecule: $(STAMP) ## molecule test --all against WAZUH_MANAGER_IMAGE (default: the official image)
 	PATH="$(CURDIR)/$(BIN):$$PATH" MOLECULE_RUN_ID=$$(date +%s%N) $(BIN)/molecule test --all

@@ -88,7 +88,7 @@ def start_manager(image: str) -> bool:
         run(["docker", "rm", "-f", CONTAINER])
     if image == STANDIN:
         step("Building the offline manager stand-in image (reused when nothing changed)")
-        r = subprocess.run([str(REPO / "tests/standin/build.sh")], check=False)
+        r = subprocess.run([str(REPO / "tests/images/standin/build.sh")], check=False)
         if r.returncode != 0:
             raise DemoError("building the stand-in image failed (see above)")
     step(f"Starting the manager container {CONTAINER} ({image})")

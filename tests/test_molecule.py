@@ -1,4 +1,5 @@
-"""Molecule, as `make test` runs it: every scenario against the offline stand-in image.
+"""Molecule, as `make test` runs it: every scenario against Wazuh's own daemons built from
+source (localhost/wazuh-manager-src:4.14.7, make wazuh-image).
 
 The same scenarios run unchanged against the official image with
 `WAZUH_MANAGER_IMAGE=wazuh/wazuh-manager:4.14.0 molecule test --all` where a registry is
@@ -14,18 +15,18 @@ from pathlib import Path
 
 import pytest
 from harness import REPO
-from standin_harness import standin_image
+from manager_harness import manager_image
 
 MOLECULE_KEY = "molecule-test-key"
 
 
 @pytest.fixture(scope="module")
 def image():
-    return standin_image("molecule")
+    return manager_image("wazuh-src", "molecule")
 
 
 @pytest.mark.parametrize("scenario", ["default", "failure"])
-def test_molecule_scenario_passes_against_the_standin(image, scenario):
+def test_molecule_scenario_passes_on_wazuhs_own_daemons(image, scenario):
     bindir = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", WAZUH_MANAGER_IMAGE=image,
                MOLECULE_RUN_ID=uuid.uuid4().hex[:10], ANSIBLE_FORCE_COLOR="0", PY_COLORS="0", NO_COLOR="1")

@@ -1,5 +1,6 @@
-"""site.yml run by phase tag (virustotal_ip_install / _configure / _rules) against a stand-in
-manager: each phase alone changes, validates and restarts as a full run does.
+"""site.yml run by phase tag (virustotal_ip_install / _configure / _rules) against Wazuh's own
+daemons (localhost/wazuh-manager-src): each phase alone changes, validates and restarts as a
+full run does.
 
 A phase run once failed: the validation step tested registers of phases that --tags skipped.
 Values given with -e once reached the config file as strings, which the script ignores.
@@ -14,13 +15,12 @@ from pathlib import Path
 
 import pytest
 from harness import REPO
-from standin_harness import OSSEC, Manager, standin_image
+from manager_harness import OSSEC, Manager, manager_image
 
 
 @pytest.fixture
 def manager():
-    standin_image("role tag runs")
-    m = Manager()
+    m = Manager(manager_image("wazuh-src", "role tag runs"))
     yield m
     m.stop()
 

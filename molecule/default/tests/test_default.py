@@ -1,8 +1,8 @@
 """What the role leaves on a manager, and the integration end to end through Wazuh itself.
 
 The same tests run against the official wazuh/wazuh-manager image and the offline stand-in:
-they use only Wazuh's interfaces (files, wazuh-control, alerts.json, integrations.log).
-Waiting is for a line to appear in alerts.json, with a time limit.
+they use only Wazuh's interfaces (files, wazuh-control, the queue socket, alerts.json,
+integrations.log). Waiting is for a line to appear in alerts.json, with a time limit.
 """
 import json
 import random
@@ -37,8 +37,9 @@ def test_script_bytecode_is_current_and_readable_by_the_wazuh_group_only(host):
     python = f"{OSSEC}/framework/python/bin/python3"
     code = f"import sys; sys.path.append('{OSSEC}/integrations'); __import__('custom-virustotal_ip')"
     r = host.run(f"{python} -I -S -B -v -c {shlex.quote(code)}")
-    pyc = next(line.split("'")[1] for line in r.stderr.splitlines()
-               if line.startswith("# code object from") and "custom-virustotal_ip" in line)
+    pyc = next((line.split("'")[1] for line in r.stderr.splitlines()
+                if line.startswith("# code object from") and "custom-virustotal_ip" in line), None)
+    assert pyc is not None, f"Python loaded no bytecode for the script (rc {r.rc}):\n{r.stderr[-2000:]}"
     assert r.rc == 0 and pyc.startswith(f"{OSSEC}/integrations/__pycache__/custom-virustotal_ip.")
     assert f"matches {OSSEC}/integrations/custom-virustotal_ip.py" in r.stderr
     f = host.file(pyc)
@@ -69,34 +70,58 @@ def test_integratord_is_running(host):
     assert "wazuh-integratord is running..." in host.run(f"{OSSEC}/bin/wazuh-control status").stdout
 
 
-def sshd_alert(ip):
-    """The seed's sshd alert, as analysisd writes it to alerts.json (integratord's input)."""
-    alert_id = f"{int(time.time())}.{random.randrange(10**9)}"
-    return alert_id, {
-        "timestamp": "2025-07-21T12:41:18.157+0000",
-        "rule": {"level": 5, "description": f"sshd: Authentication succeeded from a public IP address {ip}.",
-                 "id": "100003", "firedtimes": 2, "mail": False,
-                 "groups": ["local", "syslog", "sshd", "authentication_failed", "authentication_success"]},
-        "agent": {"id": "000", "name": "wazuh-server"}, "manager": {"name": "wazuh-server"}, "id": alert_id,
-        "full_log": f"Dec 10 01:02:02 host sshd[1234]: Accepted none for root from {ip} port 1066 ssh2",
-        "decoder": {"parent": "sshd", "name": "sshd"},
-        "data": {"srcip": ip, "srcport": "1066", "dstuser": "root"}, "location": "/var/log/test.log"}
+SEND = """
+import socket, sys, time
+deadline = time.monotonic() + 60
+while True:
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.connect('/var/ossec/queue/sockets/queue')
+        s.send(sys.argv[1].encode())
+        break
+    except (ConnectionRefusedError, FileNotFoundError):   # analysisd (re)starting
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.2)
+"""
+
+
+def sshd_login(ip):
+    """An sshd login line, unique by its port, as sshd logs it: analysisd decodes it and raises
+    stock rule 5715 (groups syslog, sshd, authentication_success), the integration's trigger."""
+    port = random.randrange(1024, 65536)
+    return f"Dec 10 01:02:02 host sshd[1234]: Accepted password for root from {ip} port {port} ssh2"
+
+
+def alerts_with(host, text):
+    """The alerts in alerts.json whose line holds `text` (a line still being written is skipped)."""
+    found = []
+    for line in host.run(f"grep -F {shlex.quote(text)} {OSSEC}/logs/alerts/alerts.json").stdout.splitlines():
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            continue
+    return found
 
 
 def enrichment_for(host, ip, timeout=90):
-    """Append an sshd alert and wait for the enrichment alert that names its id."""
-    alert_id, alert = sshd_alert(ip)
-    line = json.dumps(alert, separators=(",", ":"))
-    host.run_expect([0], f"printf '%s\\n' {shlex.quote(line)} >> {OSSEC}/logs/alerts/alerts.json")
+    """Send an sshd login to analysisd (the real path: appending to alerts.json would race
+    with analysisd's own writes) and wait for the enrichment alert of the alert it raised."""
+    line = sshd_login(ip)
+    python = f"{OSSEC}/framework/python/bin/python3"
+    host.run_expect([0], f"{python} -c {shlex.quote(SEND)} {shlex.quote('1:/var/log/auth.log:' + line)}")
     deadline = time.monotonic() + timeout
+    alert_id = None
     while time.monotonic() < deadline:
-        out = host.run(f"grep -F {shlex.quote(alert_id)} {OSSEC}/logs/alerts/alerts.json").stdout
-        for candidate in out.splitlines():
-            found = json.loads(candidate)
-            if found["rule"]["id"].startswith("1999"):
-                return found
+        if alert_id is None:
+            alert_id = next((a["id"] for a in alerts_with(host, line) if a.get("full_log") == line), None)
+        if alert_id is not None:
+            for found in alerts_with(host, alert_id):
+                vt = found.get("data", {}).get("virustotal_ip", {})
+                if found["rule"]["id"].startswith("1999") and vt.get("source", {}).get("alert_id") == alert_id:
+                    return found
         time.sleep(0.5)
-    raise AssertionError(f"no enrichment alert for {ip} (alert {alert_id}) within {timeout}s; "
+    raise AssertionError(f"no enrichment alert for {ip} ({line!r}, alert {alert_id}) within {timeout}s; "
                          f"integrations.log: {host.run(f'tail -5 {OSSEC}/logs/integrations.log').stdout}")
 
 

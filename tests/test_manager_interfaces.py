@@ -1,9 +1,8 @@
-"""The stand-in manager image behaves as wazuh-contract.md says Wazuh does, where we touch it.
-
-Run against localhost/wazuh-manager-standin:4.14 (make standin-image). Only Wazuh's own
-interfaces are used (standin_harness.py), so these checks mean the same for the real image.
-Without a Docker engine they are skipped with the reason shown, except on CI (CI=true),
-where that is a failure.
+"""Wazuh's interfaces where we touch them, as wazuh-contract.md states them, checked on Wazuh's
+own daemons built from source (wazuh-src, make wazuh-image) and on the TEST STAND-IN (standin,
+make standin-image) alike: every test runs on both, so a difference between our imitation and
+the real daemons fails here. Only Wazuh's interfaces are used (manager_harness.py). Without a
+Docker engine they are skipped with the reason shown, except on CI (CI=true), a failure there.
 """
 from __future__ import annotations
 
@@ -11,19 +10,19 @@ import json
 import re
 
 import pytest
-from standin_harness import OSSEC, Manager, sentinel, sentinel_rule_xml, standin_image
+from manager_harness import OSSEC, Manager, manager_image, sentinel, sentinel_rule_xml
 
 VT_RULES = (__import__("harness").RULES).read_text()
 
 
-@pytest.fixture(scope="module")
-def image():
-    return standin_image("the stand-in image tests")
+@pytest.fixture(scope="module", params=["wazuh-src", "standin"])
+def image(request):
+    return manager_image(request.param, "the manager interface tests")
 
 
 @pytest.fixture
 def manager(image):
-    m = Manager()
+    m = Manager(image)
     yield m
     m.stop()
 
@@ -52,6 +51,7 @@ def vt_message(verdict: str = "malicious", **extra) -> bytes:
 # --------------------------------------------------------------------------- layout and control
 
 def test_tree_users_and_modes_are_the_official_ones(manager):
+    manager.wait_file(f"{OSSEC}/logs/alerts/alerts.json", 60)       # analysisd creates it as it starts
     out = manager.sh(f"cd {OSSEC} && stat -c '%U:%G %a %n' . etc etc/ossec.conf etc/rules etc/rules/local_rules.xml "
                      "integrations logs logs/alerts/alerts.json logs/ossec.log logs/integrations.log "
                      "queue/sockets/queue framework/python/bin/python3 && id wazuh").stdout.decode()
@@ -64,21 +64,32 @@ def test_tree_users_and_modes_are_the_official_ones(manager):
     conf = manager.read(f"{OSSEC}/etc/ossec.conf")
     assert conf.count("<ossec_config>") == 2
     assert manager.exec(f"{OSSEC}/framework/python/bin/python3", "-c", "import requests").returncode == 0
-    assert "TEST STAND-IN" in manager.read(f"{OSSEC}/STANDIN")
+    if manager.standin:
+        assert "TEST STAND-IN" in manager.read(f"{OSSEC}/STANDIN")
+    else:
+        assert manager.control("info").stdout.decode().startswith('WAZUH_VERSION="v4.14.7"')
 
 
 def test_status_lists_every_daemon_and_exits_1_on_a_healthy_manager(manager):
+    """Exit 1 with a daemon off: integratord with no <integration> on Wazuh's own (it exits
+    cleanly), the optional maild on the stand-in, as on a packaged manager."""
     r = manager.control("status")
     out = r.stdout.decode()
     assert r.returncode == 1
-    assert "wazuh-analysisd is running..." in out and "wazuh-integratord is running..." in out
-    assert "wazuh-maild not running..." in out
+    assert "wazuh-analysisd is running..." in out
+    assert ("wazuh-maild not running..." if manager.standin else "wazuh-integratord not running...") in out
+
+
+def test_integratord_runs_once_an_integration_is_configured(manager):
+    with_integration(manager, "custom-argv", "<group>sshd</group>")
+    r = manager.control("status")
+    assert "wazuh-integratord is running..." in r.stdout.decode()
 
 
 def test_manager_starts_under_a_replaced_command_like_molecules_sleep_loop(image):
-    m = Manager(command=["bash", "-c", "while true; do sleep 10000; done"])
+    m = Manager(image, command=["bash", "-c", "while true; do sleep 10000; done"])
     try:
-        assert "wazuh-integratord is running..." in m.status()
+        assert "wazuh-analysisd is running..." in m.status()
     finally:
         m.stop()
 
@@ -106,14 +117,15 @@ def test_stop_and_start(manager):
      '<description>x</description></rule>', "Invalid option"),
     ('<rule id="100100" level="17"><description>x</description></rule>', "Invalid level"),
     ('<rule id="1001000" level="5"><description>x</description></rule>', "Invalid rule id"),
-    ('<rule id="100100" level="5"><colour>red</colour><description>x</description></rule>', "Invalid element"),
+    ('<rule id="100100" level="5"><colour>red</colour><description>x</description></rule>',
+     "Invalid option 'colour' for rule '100100'"),
     ('<rule id="100100" level="5" color="red"><description>x</description></rule>', "Invalid attribute"),
     ('<rule id="100100" level="5"><decoded_as>nosuch</decoded_as><description>x</description></rule>',
-     "decoder name invalid"),
+     "Invalid decoder name: 'nosuch'"),
     ('<rule id="100100" level="5"><field name="srcip">1.2.3.4</field><description>x</description></rule>',
      "is static"),
     ('<rule id="100100" level="5"><field name="x" type="pcre2">(</field><description>x</description></rule>',
-     "Syntax error on regex"),
+     "(5107): Syntax error on tag 'x' in rule 100100"),
     ('<rule id="100100" level="5"><description>x</description>', "Error reading XML file"),
 ], ids=["two-options", "level-17", "id-7-digits", "unknown-element", "unknown-attribute", "unknown-decoder",
         "static-field", "bad-regex", "malformed-xml"])
@@ -143,7 +155,9 @@ def test_unreadable_rules_file_is_skipped_with_a_warning(manager):
     manager.put(f"{OSSEC}/etc/rules/secret_rules.xml", '<group name="x,"><rule id="100300" level="99"/></group>',
                 "0600", "root:root")
     t = manager.exec(f"{OSSEC}/bin/wazuh-analysisd", "-t")
-    assert t.returncode == 0 and "could not be read. Skipping it." in t.stderr.decode()
+    assert t.returncode == 0
+    assert "WARNING: (1103): Could not open file 'etc/rules/secret_rules.xml' due to [(13)-(Permission denied)]." \
+        in t.stderr.decode()
 
 
 # --------------------------------------------------------------------------- the rule tree
@@ -223,12 +237,13 @@ def test_datagram_over_65535_bytes_is_not_decoded(manager):
 # --------------------------------------------------------------------------- integratord
 
 ARGV_SCRIPT = """#!/bin/sh
-# records how integratord ran it
+# records how integratord ran it: one JSON line per run in /tmp/records.jsonl
 { printf '{"argv": ['; first=1; for a in "$0" "$@"; do [ $first = 1 ] || printf ','; first=0;
   printf '"%s"' "$a"; done; printf '], "uid": "%s", "cwd": "%s", "alert": ' "$(id -un)" "$(pwd)";
-  cat "$1"; printf '}\\n'; } > /tmp/record.$$.tmp
-mv /tmp/record.$$.tmp /tmp/record.json
-chmod 0644 /tmp/record.json
+  tr -d '\\n' < "$1"; printf '}\\n'; } > /tmp/record.$$.tmp
+cat /tmp/record.$$.tmp >> /tmp/records.jsonl
+rm -f /tmp/record.$$.tmp
+chmod 0644 /tmp/records.jsonl
 exit ${EXIT_CODE:-0}
 """
 
@@ -243,24 +258,65 @@ def with_integration(m: Manager, name: str, filters: str, script: str = ARGV_SCR
     m.wait_log(f"Enabling integration for: '{name}'.")
 
 
-def sshd_alert(rule_id: str = "5715", groups: tuple = ("syslog", "sshd", "authentication_success")) -> dict:
-    return {"timestamp": "2026-11-27T10:00:00.000+0000", "rule": {"level": 3, "id": rule_id, "groups": list(groups),
-            "description": "sshd: authentication success."}, "agent": {"id": "000", "name": "m"},
-            "id": "1800000000.1", "full_log": "Accepted password", "data": {"srcip": "64.62.197.132"},
-            "location": "/var/log/auth.log"}
+# kind -> (log line, the rule analysisd raises for it on Wazuh's stock ruleset: id, level, groups)
+LOGINS = {
+    "success": ("sshd[1234]: Accepted password for root from 64.62.197.132 port {port} ssh2",
+                ("5715", 3, ["syslog", "sshd", "authentication_success"])),
+    "failed": ("sshd[1234]: Failed password for root from 64.62.197.132 port {port} ssh2",
+               ("5760", 5, ["syslog", "sshd", "authentication_failed"])),
+    "su": ("su[99]: FAILED su for root by alice{port}", ("5302", 9, ["syslog", "su", "authentication_failed"])),
+}
+
+
+class Login:
+    """One login event, unique by its port: the syslog line analysisd decodes on Wazuh's own
+    daemons, and the alert it raises, which the stand-in (no syslog decoding) is given instead."""
+
+    def __init__(self, kind: str = "success", location: str = "/var/log/auth.log") -> None:
+        Login.count = getattr(Login, "count", 40000) + 1
+        text, (rule_id, level, groups) = LOGINS[kind]
+        self.location = location
+        self.line = f"Dec 10 01:02:02 host {text.format(port=Login.count)}"
+        self.rule_id = rule_id
+        self.alert = {"timestamp": "2026-11-27T10:00:00.000+0000",
+                      "rule": {"level": level, "id": rule_id, "groups": groups, "description": kind},
+                      "agent": {"id": "000", "name": "m"}, "id": f"1800000000.{Login.count}",
+                      "full_log": self.line, "location": location}
+
+    def raise_on(self, manager: Manager) -> None:
+        manager.raise_alert(self.location, self.line, self.alert)
+
+    def written(self, manager: Manager) -> None:
+        """Wait until analysisd (or the stand-in's feed) has written its alert."""
+        manager.wait_alert(lambda a: a.get("full_log") == self.line)
+
+
+def records(manager: Manager) -> list:
+    r = manager.exec("cat", "/tmp/records.jsonl")
+    return [json.loads(line) for line in r.stdout.decode().splitlines() if line]
+
+
+def record_of(manager: Manager, login: Login) -> dict:
+    """The record of the run integratord made for `login`, once it is there."""
+    manager.wait(lambda: any(r["alert"].get("full_log") == login.line for r in records(manager)), 60,
+                 "the integration to run for the alert")
+    return next(r for r in records(manager) if r["alert"].get("full_log") == login.line)
 
 
 def test_group_filter_runs_the_script_with_the_4_14_argv_as_wazuh(manager):
     with_integration(manager, "custom-argv", "<group>sshd</group>", options="    <options>{\"a\": 1}</options>\n")
-    manager.append_alert(sshd_alert(groups=("syslog", "web")))       # not in the group: not sent
-    manager.append_alert(sshd_alert())
-    manager.wait_file("/tmp/record.json")
-    record = json.loads(manager.read("/tmp/record.json"))
+    other = Login("su")                                              # not in the group: not sent
+    other.raise_on(manager)
+    other.written(manager)
+    login = Login()
+    login.raise_on(manager)
+    record = record_of(manager, login)
+    assert [r["alert"]["full_log"] for r in records(manager)] == [login.line]
     argv = record["argv"]
-    assert argv[0] == f"{OSSEC}/integrations/custom-argv"
-    assert re.fullmatch(r"/tmp/custom-argv-\d+-\d+\.alert", argv[1])
+    assert argv[0] == "integrations/custom-argv"                     # relative to its cwd
+    assert re.fullmatch(r"/tmp/custom-argv-\d+--?\d+\.alert", argv[1])
     assert argv[2:5] == ["k3y", "", ""]
-    assert re.fullmatch(r"/tmp/custom-argv-\d+-\d+\.options", argv[5])
+    assert re.fullmatch(r"/tmp/custom-argv-\d+--?\d+\.options", argv[5])
     assert argv[6:] == ["10", "3", "> /dev/null 2>&1"]
     assert (record["uid"], record["cwd"]) == ("wazuh", OSSEC)
     assert record["alert"]["rule"]["groups"] == ["syslog", "sshd", "authentication_success"]
@@ -268,62 +324,75 @@ def test_group_filter_runs_the_script_with_the_4_14_argv_as_wazuh(manager):
 
 
 @pytest.mark.parametrize("filters,matching,other", [
-    ("<rule_id>5715,5716</rule_id>", sshd_alert("5716"), sshd_alert("5717")),
-    ("<level>10</level>", dict(sshd_alert(), rule={"level": 10, "id": "1", "groups": []}), sshd_alert()),
-    ("<event_location>auth.log$</event_location>", sshd_alert(), dict(sshd_alert(), location="/var/log/x")),
+    ("<rule_id>5715,5716</rule_id>", ("success", "/var/log/auth.log"), ("failed", "/var/log/auth.log")),
+    ("<level>5</level>", ("failed", "/var/log/auth.log"), ("success", "/var/log/auth.log")),
+    ("<event_location>auth.log$</event_location>", ("success", "/var/log/auth.log"), ("success", "/var/log/x")),
 ], ids=["rule_id", "level", "event_location"])
 def test_other_filters(manager, filters, matching, other):
     with_integration(manager, "custom-argv", filters)
-    manager.append_alert(other)
-    manager.append_alert(dict(matching, id="1800000000.42"))
-    manager.wait_file("/tmp/record.json")
-    assert json.loads(manager.read("/tmp/record.json"))["alert"]["id"] == "1800000000.42"
-
-
-def log_of_failed_run(manager: Manager, name: str, status: int) -> str:
-    """ossec.log once integratord has run `name` for an sshd alert and seen it exit `status`."""
-    manager.append_alert(sshd_alert())
-    manager.wait_log(f"Exit status was: {status}")
-    log = manager.ossec_log()
-    assert f"Unable to run integration for {name} -> integrations" in log
-    return log
+    not_sent = Login(*other)
+    not_sent.raise_on(manager)
+    not_sent.written(manager)
+    sent = Login(*matching)
+    sent.raise_on(manager)
+    record_of(manager, sent)
+    assert [r["alert"]["full_log"] for r in records(manager)] == [sent.line]
 
 
 def test_script_writable_by_wazuh_is_refused_with_127(manager):
     with_integration(manager, "custom-argv", "<group>sshd</group>", mode="0770")
-    log = log_of_failed_run(manager, "custom-argv", 127)
-    assert "k3y" in log                                  # the command line, API key included
-    assert manager.sh("test -f /tmp/record.json").returncode != 0
+    Login().raise_on(manager)
+    manager.wait_log("Check file and permissions.")
+    log = manager.ossec_log()
+    assert "At wpopenv(): file 'integrations/custom-argv' has write permissions." in log
+    refused = next(line for line in log.splitlines() if "Couldn't execute command (integrations /tmp/" in line)
+    assert " k3y " in refused                                          # the command line, API key included
+    assert "Exit status was" not in log
+    assert records(manager) == []
 
 
 def test_non_zero_exit_is_logged_in_three_lines(manager):
     with_integration(manager, "custom-fail", "<group>sshd</group>", script="#!/bin/sh\necho oops\nexit 3\n")
-    log = log_of_failed_run(manager, "custom-fail", 3)
+    Login().raise_on(manager)
+    manager.wait_log("Exit status was: 3")
+    log = manager.ossec_log()
+    assert "Unable to run integration for custom-fail -> integrations" in log
     assert "While running custom-fail -> integrations. Output: oops" in log
 
 
 def test_invalid_names_and_scripts_added_after_start_stay_disabled(manager):
+    manager.put(f"{OSSEC}/integrations/notcustom", ARGV_SCRIPT, mode="0750", owner="root:wazuh")
     manager.sh(f"printf '%s' '<ossec_config><integration><name>notcustom</name><alert_format>json</alert_format>"
                f"</integration><integration><name>custom-later</name><group>sshd</group>"
                f"<alert_format>json</alert_format></integration></ossec_config>' >> {OSSEC}/etc/ossec.conf", check=True)
     restart_ok(manager)
     manager.wait_log("Invalid integration: 'notcustom'")
-    manager.wait_log("Unable to enable integration for: 'custom-later'")
+    manager.wait_log("Unable to enable integration for: 'custom-later'. File not found inside 'integrations'.")
     manager.put(f"{OSSEC}/integrations/custom-later", ARGV_SCRIPT, mode="0750", owner="root:wazuh")
-    manager.append_alert(sshd_alert())
+    early = Login()
+    early.raise_on(manager)
+    early.written(manager)
     with_integration(manager, "custom-argv", "<group>sshd</group>")   # a restart enables what exists now
-    manager.append_alert(sshd_alert())
-    manager.wait_file("/tmp/record.json")
+    late = Login()
+    late.raise_on(manager)
+    record_of(manager, late)
     assert "Enabling integration for: 'custom-later'." in manager.ossec_log()
+    assert early.line not in [r["alert"]["full_log"] for r in records(manager)]
 
 
 def test_alerts_written_while_integratord_is_down_are_never_sent(manager):
     with_integration(manager, "custom-argv", "<group>sshd</group>")
-    assert manager.control("stop").returncode == 0
-    manager.append_alert(dict(sshd_alert(), id="1800000000.7"))
-    assert manager.control("start").returncode == 0
+    manager.sh(f"kill $(cat {OSSEC}/var/run/wazuh-integratord-*.pid)", check=True)
+    manager.wait(lambda: "wazuh-integratord not running..." in manager.status(), what="integratord to stop")
+    missed = Login()
+    missed.raise_on(manager)
+    missed.written(manager)
+    starts = manager.ossec_log().count("wazuh-integratord: INFO: Started")
+    assert manager.control("start").returncode == 0               # starts what is not running
     manager.wait_running()
-    manager.wait_log("wazuh-integratord: INFO: Started")
-    manager.append_alert(dict(sshd_alert(), id="1800000000.8"))
-    manager.wait_file("/tmp/record.json")
-    assert json.loads(manager.read("/tmp/record.json"))["alert"]["id"] == "1800000000.8"
+    manager.wait(lambda: manager.ossec_log().count("wazuh-integratord: INFO: Started") > starts,
+                 what="integratord to start again")
+    sent = Login()
+    sent.raise_on(manager)
+    record_of(manager, sent)
+    assert [r["alert"]["full_log"] for r in records(manager)] == [sent.line]

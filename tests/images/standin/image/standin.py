@@ -198,7 +198,7 @@ def load_rules() -> tuple:
             with open(path, encoding="utf-8") as fh:
                 text = fh.read()
         except OSError:
-            warnings.append(f"(7617): Rules file '{rel}' could not be read. Skipping it.")
+            warnings.append(f"(1103): Could not open file '{rel}' due to [(13)-(Permission denied)].")
             continue
         try:
             doc = ET.fromstring("<root>" + XML_DECL.sub("", text) + "</root>")
@@ -253,7 +253,7 @@ def parse_rule(el: ET.Element, groups: list, order: int, rel: str) -> Rule:
     for child in el:
         text = (child.text or "").strip()
         if child.tag not in RULE_ELEMENTS:
-            raise ConfigError(f"(1230): Invalid element in the configuration: '{child.tag}'. Rule {rid}.")
+            raise ConfigError(f"Invalid option '{child.tag}' for rule '{rid}'.")
         if child.tag == "if_sid":
             rule.if_sids = [int(x) for x in re.split(r"[,\s]+", text) if x]
         elif child.tag == "field":
@@ -266,11 +266,11 @@ def parse_rule(el: ET.Element, groups: list, order: int, rel: str) -> Rule:
             try:
                 regex = compile_field(kind, text)
             except re.error:
-                raise ConfigError(f"(1452): Syntax error on regex: '{text}': rule {rid}.") from None
+                raise ConfigError(f"(5107): Syntax error on tag '{name}' in rule {rid}") from None
             rule.fields.append((name.lower(), regex, child.get("negate") == "yes"))
         elif child.tag == "decoded_as":
             if text not in DECODERS:
-                raise ConfigError(f"(2101): Parent decoder name invalid: '{text}'. Rule {rid}.")
+                raise ConfigError(f"Invalid decoder name: '{text}'.")
             rule.decoded_as = text
         elif child.tag == "description":
             rule.description = text
@@ -515,14 +515,16 @@ def run_integration(item: dict, line: str, alert: dict, uid: int, gid: int) -> N
     for f in filter(None, (alert_file, options_file)):
         os.chown(f, uid, gid)
         os.chmod(f, 0o640)
-    argv = [path, alert_file, item.get("api_key", ""), item.get("hook_url", ""), "", options_file,
-            item.get("timeout", "10"), item.get("retries", "3"), "> /dev/null 2>&1"]
+    # argv[0] as integratord passes it: relative to its working directory, the Wazuh home
+    argv = [os.path.join("integrations", name), alert_file, item.get("api_key", ""), item.get("hook_url", ""), "",
+            options_file, item.get("timeout", "10"), item.get("retries", "3"), "> /dev/null 2>&1"]
     try:
         if writable_by_wazuh(path, uid, gid):
             # the child refuses before exec; the full command line (API key too) is logged
-            log("wazuh-integratord", "ERROR", f"Couldn't execute command '{' '.join(argv)}': "
-                f"the file '{path}' is writable by the wazuh user.")
-            rc, output = 127, ""
+            log("wazuh-integratord", "ERROR", f"At wpopenv(): file 'integrations/{name}' has write permissions.")
+            command = " ".join(["integrations", *argv[1:]])   # INTEGRATORDIR, then the arguments
+            log("wazuh-integratord", "ERROR", f"Couldn't execute command ({command}). Check file and permissions.")
+            return
         else:
             def demote() -> None:
                 os.setgroups([])
@@ -548,12 +550,13 @@ def integratord() -> int:
     items = []
     for item in integrations(read_conf()):
         name = item["name"]
-        if not (name.startswith("custom-") or name in KNOWN_INTEGRATIONS):
-            log("wazuh-integratord", "ERROR", f"Invalid integration: '{name}'. Not currently supported.")
-            continue
+        # as integrator.c: the file is checked first, the name only for a file that exists
         if not os.path.isfile(os.path.join(HOME, "integrations", name)):
             log("wazuh-integratord", "ERROR", f"Unable to enable integration for: '{name}'. File not found "
-                f"inside 'integrations' folder.")
+                f"inside 'integrations'.")
+            continue
+        if not (name.startswith("custom-") or name in KNOWN_INTEGRATIONS):
+            log("wazuh-integratord", "ERROR", f"Invalid integration: '{name}'. Not currently supported.")
             continue
         log("wazuh-integratord", "INFO", f"Enabling integration for: '{name}'.")
         items.append(item)

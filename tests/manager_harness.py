@@ -1,8 +1,9 @@
 """Driving a manager container through Wazuh's own interfaces only.
 
-`docker exec` of the real command paths, appending to logs/alerts/alerts.json, sending to the
-queue socket, reading alerts.json and ossec.log: what works against the stand-in image works
-the same against wazuh/wazuh-manager:4.14 where they touch shared behaviour.
+Two images: Wazuh's own daemons built from Wazuh's source (`wazuh-src`, make wazuh-image) and
+the TEST STAND-IN that imitates wazuh-contract.md (`standin`, make standin-image). Everything
+here is `docker exec` of the real command paths, datagrams to the queue socket, and reading
+alerts.json and ossec.log, so it works the same against wazuh/wazuh-manager.
 Waiting is always for a condition (a line in a file, a daemon running), with a time limit.
 """
 from __future__ import annotations
@@ -16,8 +17,19 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-STANDIN_IMAGE = "localhost/wazuh-manager-standin:4.14"
+IMAGES_DIR = REPO / "tests" / "images"
+WAZUH_VERSION = "4.14.7"
+# flavour -> (image, build command)
+IMAGES = {
+    "wazuh-src": (f"localhost/wazuh-manager-src:{WAZUH_VERSION}", [str(IMAGES_DIR / "wazuh-src" / "build.sh")]),
+    "wazuh-src-4.7.5": ("localhost/wazuh-manager-src:4.7.5", [str(IMAGES_DIR / "wazuh-src" / "build.sh"), "4.7.5"]),
+    "standin": ("localhost/wazuh-manager-standin:4.14", [str(IMAGES_DIR / "standin" / "build.sh")]),
+}
+WAZUH_SRC_IMAGE = IMAGES["wazuh-src"][0]
+STANDIN_IMAGE = IMAGES["standin"][0]
 OSSEC = "/var/ossec"
+# Wazuh's own analysisd (no wazuh-db here) processes events from ~17 s after each start.
+ALERT_TIMEOUT = 60
 
 
 def docker_available() -> str | None:
@@ -29,26 +41,29 @@ def docker_available() -> str | None:
     return None
 
 
-def build_standin() -> None:
-    subprocess.run([str(REPO / "tests" / "standin" / "build.sh")], check=True)
-
-
-def standin_image(what: str) -> str:
-    """The built stand-in image for a test module; skips without Docker, except on CI."""
+def manager_image(flavour: str, what: str) -> str:
+    """The built image of a flavour for a test module; skips without Docker, except on CI."""
     import pytest
     why = docker_available()
     if why:
         if on_ci():
             pytest.fail(f"CI=true but {why}: {what} cannot be skipped on CI")
         pytest.skip(f"{what} needs Docker: {why}")
-    build_standin()
-    return STANDIN_IMAGE
+    image, build = IMAGES[flavour]
+    subprocess.run(build, check=True, capture_output=True)
+    return image
+
+
+def is_standin(image: str) -> bool:
+    return image == STANDIN_IMAGE
 
 
 class Manager:
     """One manager container, removed by stop()."""
 
-    def __init__(self, image: str = STANDIN_IMAGE, command: list | None = None) -> None:
+    def __init__(self, image: str = WAZUH_SRC_IMAGE, command: list | None = None) -> None:
+        self.image = image
+        self.standin = is_standin(image)
         self.name = f"vtip-test-{uuid.uuid4().hex[:12]}"
         subprocess.run(["docker", "run", "-d", "--name", self.name, "--label", "vtip-test=1", image,
                         *(command or [])], check=True, capture_output=True)
@@ -80,9 +95,14 @@ class Manager:
         return self.control("status").stdout.decode()
 
     def wait_running(self, timeout: float = 30) -> None:
+        """analysisd running, and integratord where it runs: always on the stand-in, on Wazuh's
+        own only with an <integration> configured (else it logs a clean exit)."""
+        integrations = self.standin or "<integration>" in self.read(f"{OSSEC}/etc/ossec.conf")
+
         def running() -> bool:
             out = self.status()
-            return "wazuh-analysisd is running..." in out and "wazuh-integratord is running..." in out
+            return "wazuh-analysisd is running..." in out and (
+                not integrations or "wazuh-integratord is running..." in out)
         self.wait(running, timeout, "manager running")
 
     def wait(self, condition, timeout: float = 30, what: str = "condition") -> None:
@@ -94,7 +114,16 @@ class Manager:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
     def alerts(self) -> list:
-        return [json.loads(line) for line in self.read(f"{OSSEC}/logs/alerts/alerts.json").splitlines() if line]
+        """alerts.json as far as it is written: analysisd creates it at its first start and
+        flushes it in 4 KiB blocks, so a last line may still be partial (left out)."""
+        r = self.exec("cat", f"{OSSEC}/logs/alerts/alerts.json")
+        alerts = []
+        for line in r.stdout.decode("utf-8", "replace").splitlines():
+            try:
+                alerts.append(json.loads(line))
+            except ValueError:
+                continue
+        return alerts
 
     def ossec_log(self) -> str:
         return self.read(f"{OSSEC}/logs/ossec.log")
@@ -105,12 +134,20 @@ class Manager:
         self.exec("sh", "-c", f"cat >> {OSSEC}/logs/alerts/alerts.json", stdin=line.encode(), check=True)
 
     def send(self, message: bytes) -> None:
-        """One datagram to analysisd's queue socket, as an integration sends it."""
-        code = ("import socket, sys; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
-                f"s.connect('{OSSEC}/queue/sockets/queue'); s.send(sys.stdin.buffer.read())")
-        self.exec("python3", "-c", code, stdin=message, check=True)
+        """One datagram to analysisd's queue socket, as an integration sends it. Until analysisd
+        binds it after a (re)start the socket refuses (or is missing): retried for 60 s."""
+        self.exec("python3", "-c", SEND_DATAGRAM, stdin=message, check=True)
 
-    def wait_alert(self, predicate, timeout: float = 30) -> dict:
+    def raise_alert(self, location: str, log_line: str, alert: dict) -> None:
+        """An alert for integratord: on Wazuh's own daemons the log line goes through analysisd
+        (the real path; appending to alerts.json races with analysisd's buffered writes), on
+        the stand-in, which decodes no syslog, `alert` is appended as analysisd would write it."""
+        if self.standin:
+            self.append_alert(alert)
+        else:
+            self.send(f"1:{location}:{log_line}".encode())
+
+    def wait_alert(self, predicate, timeout: float = ALERT_TIMEOUT) -> dict:
         found: list = []
 
         def seen() -> bool:
@@ -122,8 +159,25 @@ class Manager:
     def wait_file(self, path: str, timeout: float = 30) -> None:
         self.wait(lambda: self.exec("test", "-f", path).returncode == 0, timeout, f"{path} to appear")
 
-    def wait_log(self, text: str, timeout: float = 30) -> None:
+    def wait_log(self, text: str, timeout: float = ALERT_TIMEOUT) -> None:
         self.wait(lambda: text in self.ossec_log(), timeout, f"{text!r} in ossec.log")
+
+
+SEND_DATAGRAM = f"""
+import socket, sys, time
+message = sys.stdin.buffer.read()
+deadline = time.monotonic() + 60
+while True:
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.connect('{OSSEC}/queue/sockets/queue')
+        s.send(message)
+        break
+    except (ConnectionRefusedError, FileNotFoundError):
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.2)
+"""
 
 
 def sentinel_rule_xml(rule_id: int = 100199) -> str:

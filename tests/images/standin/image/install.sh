@@ -35,7 +35,6 @@ f wazuh wazuh 0660 "$src/etc/local_rules.xml" "$O/etc/rules/local_rules.xml"
 f root wazuh 0640 "$src/ruleset/0490-virustotal_rules.xml" "$O/ruleset/rules/0490-virustotal_rules.xml"
 f root root 0750 "$src/standin.py" "$O/standin/standin.py"
 for p in wazuh-control wazuh-analysisd wazuh-integratord; do ln -s ../standin/standin.py "$O/bin/$p"; done
-f root root 0755 "$src/init" /init
 
 # Wazuh's embedded Python: here Debian's python3 with python3-requests.
 ln -s /usr/bin/python3 "$O/framework/python/bin/python3"

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Builds localhost/wazuh-manager-src:VERSION: Wazuh's own manager daemons compiled from
+# Wazuh's source (make wazuh-image [WAZUH_VERSION=4.7.5]).
+#
+#   build.sh [VERSION]          VERSION: 4.14.7 (default) or 4.7.5, as pinned in sources.lock
+#
+# Sources: the folder WAZUH_SOURCES, else ../shared/third_party beside this checkout when it
+# exists (our CI), else the pinned tags fetched from upstream with git (WAZUH_UPSTREAM_MIRROR
+# replaces https://github.com). Archives are checked against their SHA-256, fetched tags
+# against their commit; a mismatch stops the build before anything is built.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+# shellcheck source=tests/images/base.sh
+. "$here/../base.sh"
+
+version=${1:-${WAZUH_VERSION:-4.14.7}}
+image=localhost/wazuh-manager-src:$version
+
+pin() {   # pin NAME VERSION -> "file sha256 url tag commit", or nothing
+    awk -v n="$1" -v v="$2" '$1 == n && $2 == v {print $3, $4, $5, $6, $7}' "$here/sources.lock"
+}
+
+# Copies FILE from the folder DIR into the build context after checking its SHA-256.
+from_folder() {
+    local dir=$1 file=$2 sum=$3 got
+    [ -f "$dir/$file" ] || die "$dir has no $file (WAZUH_SOURCES must hold the archives named in sources.lock)"
+    got=$(sha256sum "$dir/$file" | cut -d' ' -f1)
+    [ "$got" = "$sum" ] || die "$dir/$file does not match its pinned SHA-256: expected $sum, got $got. Refusing to build from unverified sources."
+    cp "$dir/$file" "$ctx/sources/$file"
+}
+
+# Fetches TAG of URL with git, checks it is COMMIT, and packs it as the archive FILE would be.
+from_upstream() {
+    local name=$1 file=$2 url=$3 tag=$4 commit=$5 got git_dir
+    url=${url/#https:\/\/github.com/${WAZUH_UPSTREAM_MIRROR:-https://github.com}}
+    git_dir=${XDG_CACHE_HOME:-$HOME/.cache}/wazuh-virustotal-ip/git/$name
+    command -v git >/dev/null || die "git is not installed (Debian: apt-get install git), and no WAZUH_SOURCES folder was given"
+    [ -d "$git_dir" ] || git init --quiet --bare "$git_dir"
+    echo "build.sh: fetching $name $tag from $url"
+    git -C "$git_dir" fetch --quiet --depth 1 "$url" "+refs/tags/$tag:refs/tags/$tag" \
+        || die "could not fetch $tag from $url (no network? set WAZUH_SOURCES to a folder with the archives)"
+    got=$(git -C "$git_dir" rev-parse "refs/tags/$tag^{commit}")
+    [ "$got" = "$commit" ] || die "$url tag $tag is commit $got, not the pinned $commit. Refusing to build from unverified sources."
+    case $name in
+        wazuh) git -C "$git_dir" archive --format=tar --prefix="wazuh-${file#wazuh-}" "$commit" ;;
+        audit-userspace) git -C "$git_dir" archive --format=tar "$commit" lib ;;
+        *) git -C "$git_dir" archive --format=tar "$commit" ;;
+    esac | xz -T0 -6 > "$ctx/sources/$file"
+}
+
+need_docker
+[ -n "$(pin wazuh "$version")" ] || die "no pinned sources for Wazuh $version (sources.lock has: $(awk '$1 == "wazuh" {printf "%s ", $2}' "$here/sources.lock"))"
+
+sources=${WAZUH_SOURCES:-}
+if [ -z "$sources" ] && [ -d "$repo/../shared/third_party" ]; then
+    sources=$repo/../shared/third_party
+fi
+
+lock_builds
+ctx=$(mktemp -d /tmp/vtip-wazuh-src.XXXXXX)
+trap 'rm -rf "$ctx"' EXIT
+mkdir -p "$ctx/sources"
+for dep in "wazuh $version" "cJSON 1.7.18" "audit-userspace 2.8.4"; do
+    read -r file sum url tag commit <<<"$(pin $dep)"
+    if [ -n "$sources" ]; then
+        from_folder "$sources" "$file" "$sum"
+    else
+        from_upstream "${dep% *}" "$file" "$url" "$tag" "$commit"
+    fi
+done
+echo "build.sh: sources verified (${sources:-fetched from upstream})"
+
+ensure_base
+cp -r "$here/Dockerfile" "$here/compile.sh" "$here/install.sh" "$here/README.md" "$here/bin" "$ctx/"
+cp "$here/../init" "$ctx/init"
+start=$(date +%s)
+docker build --network host --tag "$image" --build-arg BASE="$BASE_IMAGE" \
+    --build-arg WAZUH_VERSION="$version" "$ctx" >"$ctx.log" 2>&1 \
+    || { tail -40 "$ctx.log" >&2; rm -f "$ctx.log"; die "docker build of $image failed (above: its last lines)"; }
+rm -f "$ctx.log"
+echo "build.sh: $image built in $(( $(date +%s) - start )) s (Wazuh $version from source)"
