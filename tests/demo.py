@@ -1,9 +1,10 @@
 """`make demo`: the whole product working, on the embedded default.
 
-One manager container (the offline stand-in image, built if needed, or WAZUH_MANAGER_IMAGE),
-a VirusTotal v3 stand-in inside it (or the real VirusTotal when VT_API_KEY is set), the real
-`ansible-playbook site.yml` through a generated inventory, then the seed's two sshd alerts and
-one from a private address appended to alerts.json, and the enrichments as they arrive.
+One manager container (Wazuh's own daemons built from source, localhost/wazuh-manager-src,
+built if needed, or WAZUH_MANAGER_IMAGE), a VirusTotal v3 stand-in inside it (or the real
+VirusTotal when VT_API_KEY is set), the real `ansible-playbook site.yml` through a generated
+inventory, then sshd logins from the seed's two addresses and a private one sent to analysisd's
+queue socket as a log collector would, and the enrichments as they arrive.
 A second run reuses the container and is quick; `make demo-clean` removes it.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build" / "demo"
 CONTAINER = "vtip-demo-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
-STANDIN = "localhost/wazuh-manager-standin:4.14"
+WAZUH_SRC = "localhost/wazuh-manager-src:4.14.7"
 OSSEC = "/var/ossec"
 DEMO_KEY = "demo-key-not-a-real-virustotal-key"
 ALERTS = [("64.62.197.132", "the seed's Test 1"), ("108.157.98.17", "the seed's Test 2"),
@@ -75,7 +76,8 @@ def wait_for(what: str, condition, timeout: float) -> None:
 
 def manager_running() -> bool:
     out = dexec(f"{OSSEC}/bin/wazuh-control", "status", check=False).stdout
-    return "wazuh-analysisd is running..." in out and "wazuh-integratord is running..." in out
+    # integratord runs only once an <integration> is configured: the deployment waits for it
+    return "wazuh-analysisd is running..." in out
 
 
 def start_manager(image: str) -> bool:
@@ -86,11 +88,11 @@ def start_manager(image: str) -> bool:
         return False
     if state != "absent":
         run(["docker", "rm", "-f", CONTAINER])
-    if image == STANDIN:
-        step("Building the offline manager stand-in image (reused when nothing changed)")
-        r = subprocess.run([str(REPO / "tests/images/standin/build.sh")], check=False)
+    if image == WAZUH_SRC:
+        step("Building Wazuh's manager daemons from source (once, ~2-3 min; then reused when nothing changed)")
+        r = subprocess.run([str(REPO / "tests/images/wazuh-src/build.sh"), "4.14.7"], check=False)
         if r.returncode != 0:
-            raise DemoError("building the stand-in image failed (see above)")
+            raise DemoError("building the from-source Wazuh image failed (see above)")
     step(f"Starting the manager container {CONTAINER} ({image})")
     run(["docker", "run", "-d", "--name", CONTAINER, "--label", "vtip-demo=1", image])
     return True
@@ -142,36 +144,51 @@ def deploy(real_key: str) -> None:
 
 
 def feed_and_collect() -> list:
-    step("Appending three sshd alerts to alerts.json (what integratord reads)")
-    stamp = int(time.time())
-    ids = {}
+    step("Sending three sshd logins to analysisd (it raises rule 5715, which triggers the integration)")
+    port = 40000 + int(time.time()) % 20000          # makes this run's log lines unique
+    lines = {}
     for n, (ip, what) in enumerate(ALERTS):
-        alert_id = f"{stamp}.{9000 + n}"
-        ids[alert_id] = (ip, what)
-        alert = {"timestamp": "2025-07-21T12:41:18.157+0000",
-                 "rule": {"level": 5, "id": "100003", "description": f"sshd: Authentication succeeded from {ip}.",
-                          "groups": ["local", "syslog", "sshd", "authentication_success"]},
-                 "agent": {"id": "000", "name": "wazuh-server"}, "manager": {"name": "wazuh-server"}, "id": alert_id,
-                 "full_log": f"Dec 10 01:02:02 host sshd[1234]: Accepted none for root from {ip} port 1066 ssh2",
-                 "decoder": {"name": "sshd"}, "data": {"srcip": ip, "srcport": "1066", "dstuser": "root"},
-                 "location": "/var/log/auth.log"}
-        dexec("sh", "-c", f"cat >> {OSSEC}/logs/alerts/alerts.json", stdin=json.dumps(alert) + "\n")
+        line = f"Dec 10 01:02:02 host sshd[1234]: Accepted password for root from {ip} port {port + n} ssh2"
+        lines[line] = (ip, what)
+        dexec(f"{OSSEC}/framework/python/bin/python3", "-c", SEND_DATAGRAM, f"1:/var/log/auth.log:{line}")
+    ids: dict = {}                                   # alert id of each login's alert -> its line
     rows: dict = {}
 
     def arrived() -> bool:
-        alerts = dexec("grep", "-F", f'"{stamp}.90', f"{OSSEC}/logs/alerts/alerts.json", check=False).stdout
-        for line in alerts.splitlines():
-            a = json.loads(line)
+        for raw in dexec("cat", f"{OSSEC}/logs/alerts/alerts.json", check=False).stdout.splitlines():
+            try:
+                a = json.loads(raw)
+            except ValueError:                       # a line analysisd is still writing
+                continue
+            if a.get("full_log") in lines:
+                ids[a["id"]] = a["full_log"]
             src = a.get("data", {}).get("virustotal_ip", {}).get("source", {})
             if src.get("alert_id") in ids:
-                rows[src["alert_id"]] = a
+                rows[ids[src["alert_id"]]] = a
         log = dexec("cat", f"{OSSEC}/logs/integrations.log", check=False).stdout
-        for alert_id, (ip, _) in ids.items():
-            if alert_id not in rows and f'alert "{alert_id}": data.srcip {ip} is not a global address' in log:
-                rows[alert_id] = None
-        return len(rows) == len(ids)
+        for alert_id, line in ids.items():
+            ip = lines[line][0]
+            if line not in rows and f'alert "{alert_id}": data.srcip {ip} is not a global address' in log:
+                rows[line] = None
+        return len(rows) == len(lines)
     wait_for("the enrichments", arrived, 120)
-    return [(ids[k][0], ids[k][1], rows[k]) for k in ids]
+    return [(lines[k][0], lines[k][1], rows[k]) for k in lines]
+
+
+SEND_DATAGRAM = """
+import socket, sys, time
+deadline = time.monotonic() + 60
+while True:
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.connect('/var/ossec/queue/sockets/queue')
+        s.send(sys.argv[1].encode())
+        break
+    except (ConnectionRefusedError, FileNotFoundError):   # analysisd (re)starting
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.2)
+"""
 
 
 def print_table(results: list) -> None:
@@ -209,12 +226,12 @@ def main() -> int:
     if sys.argv[1:] == ["clean"]:
         return clean()
     real_key = os.environ.get("VT_API_KEY", "")
-    image = os.environ.get("WAZUH_MANAGER_IMAGE", STANDIN)
+    image = os.environ.get("WAZUH_MANAGER_IMAGE", WAZUH_SRC)
     created = False
     try:
         need_docker()
         created = start_manager(image)
-        wait_for("the manager (wazuh-analysisd, wazuh-integratord)", manager_running, 60)
+        wait_for("the manager (wazuh-analysisd)", manager_running, 60)
         if real_key:
             step("VT_API_KEY is set: asking the real VirusTotal")
         else:

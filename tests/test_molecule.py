@@ -1,5 +1,5 @@
 """Molecule, as `make test` runs it: every scenario against Wazuh's own daemons built from
-source (localhost/wazuh-manager-src:4.14.7, make wazuh-image).
+source (localhost/wazuh-manager-src:4.14.7 and, end to end, :4.7.5; make wazuh-image).
 
 The same scenarios run unchanged against the official image with
 `WAZUH_MANAGER_IMAGE=wazuh/wazuh-manager:4.14.0 molecule test --all` where a registry is
@@ -20,13 +20,13 @@ from manager_harness import manager_image
 MOLECULE_KEY = "molecule-test-key"
 
 
-@pytest.fixture(scope="module")
-def image():
-    return manager_image("wazuh-src", "molecule")
-
-
-@pytest.mark.parametrize("scenario", ["default", "failure"])
-def test_molecule_scenario_passes_on_wazuhs_own_daemons(image, scenario):
+@pytest.mark.parametrize("scenario,flavour", [
+    ("default", "wazuh-src"),
+    ("failure", "wazuh-src"),
+    ("default", "wazuh-src-4.7.5"),      # the last Python 3.9 line, integratord without <timeout>/<retries>
+], ids=["default-4.14.7", "failure-4.14.7", "default-4.7.5"])
+def test_molecule_scenario_passes_on_wazuhs_own_daemons(scenario, flavour):
+    image = manager_image(flavour, "molecule")
     bindir = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", WAZUH_MANAGER_IMAGE=image,
                MOLECULE_RUN_ID=uuid.uuid4().hex[:10], ANSIBLE_FORCE_COLOR="0", PY_COLORS="0", NO_COLOR="1")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jinja2
 import yaml
+from ansible.plugins.test.core import TestModule
 from harness import REPO, RULES, load_script
 
 ROLE = REPO / "roles" / "virustotal_ip"
@@ -31,6 +32,7 @@ SPECS = load(ROLE / "meta" / "argument_specs.yml")["argument_specs"]["main"]["op
 def render(template: str, **overrides) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROLE / "templates"), keep_trailing_newline=True,
                              trim_blocks=True)
+    env.tests.update(TestModule().tests())           # Ansible's own tests (`version`, ...)
     return env.get_template(template).render({**DEFAULTS, **overrides})
 
 
@@ -72,6 +74,14 @@ def test_integration_block_keeps_the_key_out_unless_asked():
                    virustotal_ip_trigger_rule_ids=[5715, 5716], virustotal_ip_trigger_level=5)
     assert "<api_key>s3cret</api_key>" in block and "<rule_id>5715,5716</rule_id>" in block
     assert "<level>5</level>" in block
+
+
+def test_timeout_and_retries_are_left_out_before_wazuh_4_8_where_integratord_refuses_them():
+    """Wazuh 4.7.5's own integratord -t: "(1230): Invalid element in the configuration: 'timeout'"."""
+    old = render("ossec_integration.xml.j2", _virustotal_ip_manager_version="4.7.5")
+    assert "<timeout>" not in old and "<retries>" not in old and "<alert_format>json</alert_format>" in old
+    new = render("ossec_integration.xml.j2", _virustotal_ip_manager_version="4.14.7")
+    assert "<timeout>10</timeout>" in new and "<retries>3</retries>" in new
 
 
 def test_example_group_vars_set_every_variable_at_its_default():
