@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from manager_harness import SEND_DATAGRAM
+
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build" / "demo"
 CONTAINER = "vtip-demo-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
@@ -150,7 +152,7 @@ def feed_and_collect() -> list:
     for n, (ip, what) in enumerate(ALERTS):
         line = f"Dec 10 01:02:02 host sshd[1234]: Accepted password for root from {ip} port {port + n} ssh2"
         lines[line] = (ip, what)
-        dexec(f"{OSSEC}/framework/python/bin/python3", "-c", SEND_DATAGRAM, f"1:/var/log/auth.log:{line}")
+        dexec(f"{OSSEC}/framework/python/bin/python3", "-c", SEND_DATAGRAM, stdin=f"1:/var/log/auth.log:{line}")
     ids: dict = {}                                   # alert id of each login's alert -> its line
     rows: dict = {}
 
@@ -173,22 +175,6 @@ def feed_and_collect() -> list:
         return len(rows) == len(lines)
     wait_for("the enrichments", arrived, 120)
     return [(lines[k][0], lines[k][1], rows[k]) for k in lines]
-
-
-SEND_DATAGRAM = """
-import socket, sys, time
-deadline = time.monotonic() + 60
-while True:
-    try:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        s.connect('/var/ossec/queue/sockets/queue')
-        s.send(sys.argv[1].encode())
-        break
-    except (ConnectionRefusedError, FileNotFoundError):   # analysisd (re)starting
-        if time.monotonic() > deadline:
-            raise
-        time.sleep(0.2)
-"""
 
 
 def print_table(results: list) -> None:

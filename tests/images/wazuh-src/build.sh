@@ -49,7 +49,6 @@ from_upstream() {
     esac | xz -T0 -6 > "$ctx/sources/$file"
 }
 
-need_docker
 [ -n "$(pin wazuh "$version")" ] || die "no pinned sources for Wazuh $version (sources.lock has: $(awk '$1 == "wazuh" {printf "%s ", $2}' "$here/sources.lock"))"
 
 sources=${WAZUH_SOURCES:-}
@@ -57,7 +56,6 @@ if [ -z "$sources" ] && [ -d "$repo/../shared/third_party" ]; then
     sources=$repo/../shared/third_party
 fi
 
-lock_builds
 ctx=$(mktemp -d /tmp/vtip-wazuh-src.XXXXXX)
 trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/sources"
@@ -71,6 +69,8 @@ for dep in "wazuh $version" "cJSON 1.7.18" "audit-userspace 2.8.4"; do
 done
 echo "build.sh: sources verified (${sources:-fetched from upstream})"
 
+need_docker
+lock_builds
 ensure_base
 cp -r "$here/Dockerfile" "$here/compile.sh" "$here/install.sh" "$here/README.md" "$here/bin" "$ctx/"
 cp "$here/../init" "$ctx/init"

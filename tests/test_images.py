@@ -1,0 +1,56 @@
+"""The from-source image build refuses sources it cannot verify, before it builds anything
+(tests/images/wazuh-src/build.sh; the successful builds are exercised by every test that
+starts a manager)."""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import pytest
+from harness import REPO
+
+BUILD = REPO / "tests" / "images" / "wazuh-src" / "build.sh"
+LOCK = REPO / "tests" / "images" / "wazuh-src" / "sources.lock"
+
+
+def pins() -> dict:
+    rows = [line.split() for line in LOCK.read_text().splitlines() if line and not line.startswith("#")]
+    return {(row[0], row[1]): (row[2], row[3]) for row in rows}
+
+
+def build(sources: Path, version: str = "4.14.7") -> subprocess.CompletedProcess:
+    return subprocess.run([str(BUILD), version], env={"PATH": "/usr/bin:/bin", "WAZUH_SOURCES": str(sources),
+                                                      "HOME": str(sources)},
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_an_archive_that_does_not_match_its_checksum_stops_the_build_naming_it(tmp_path):
+    for (name, version), (file, _sum) in pins().items():
+        if name != "wazuh" or version == "4.14.7":
+            (tmp_path / file).write_bytes(b"not the pinned archive")
+    r = build(tmp_path)
+    assert r.returncode != 0
+    assert "wazuh-4.14.7-src.tar.xz does not match its pinned SHA-256" in r.stderr
+    assert "Refusing to build from unverified sources." in r.stderr
+    assert "built" not in r.stdout
+
+
+def test_a_folder_without_the_pinned_archives_stops_the_build_saying_what_it_needs(tmp_path):
+    r = build(tmp_path)
+    assert r.returncode != 0 and "has no wazuh-4.14.7-src.tar.xz" in r.stderr
+
+
+def test_an_unpinned_version_is_refused_with_the_versions_there_are(tmp_path):
+    r = build(tmp_path, "4.9.9")
+    assert r.returncode != 0 and "no pinned sources for Wazuh 4.9.9" in r.stderr and "4.14.7" in r.stderr
+
+
+def test_the_pins_are_the_checksums_of_the_shared_archives():
+    shared = REPO.parent / "shared" / "third_party"
+    if not shared.is_dir():
+        pytest.skip(f"no {shared} on this machine to compare the pins with")
+    shared_sums = dict(reversed(line.split()) for line in (shared / "SHA256SUMS").read_text().splitlines())
+    for file, digest in pins().values():
+        assert shared_sums[file] == digest, file
+        assert hashlib.sha256((shared / file).read_bytes()).hexdigest() == digest, file
