@@ -11,6 +11,8 @@
    with the cache and with the cache disabled (every TTL 0); VT requests counted by the
    local VT v3 server.
 3. VT not answering at all: run time vs the bound timeout x (retries + 1) + 2 s.
+4. Through Wazuh's own daemons (bench/integratord.py): alerts per second integratord gets
+   through with our script on cache hits vs a no-op custom integration.
 
 Nothing here asserts a speed; it prints what it measured. Run: make bench
 """
@@ -30,6 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from harness import API_KEY, NO_DEBUG, WazuhHome, interpreter, sample_alert, script_pythons
 from vt_server import VTServer
+
+from integratord import bench_integratord
 
 STORM_IPS = [f"45.95.{i // 8}.{10 + i}" for i in range(20)]
 
@@ -152,6 +156,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=40, help="runs per arm for the cache-hit cost (>= 30)")
     parser.add_argument("--storm", type=int, default=1000, help="alerts in the request storm")
     parser.add_argument("--skip-storm", action="store_true")
+    parser.add_argument("--integratord", type=int, default=200, help="alerts per arm through Wazuh's daemons")
+    parser.add_argument("--skip-integratord", action="store_true")
     ns = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}\n")
@@ -175,6 +181,16 @@ def main() -> int:
     print(f"   {'mode':<34} {'timeout':>7} {'retries':>7} {'worst s':>8} {'bound s':>8} {'ratio':>6}")
     for mode, timeout, retries, worst, bound in bench_no_answer(2, 1, 3):
         print(f"   {mode:<34} {timeout:>7} {retries:>7} {worst:8.2f} {bound:8.1f} {worst / bound:6.2f}")
+
+    if not ns.skip_integratord:
+        print(f"\n4. Through Wazuh's own analysisd + integratord (localhost/wazuh-manager-src): {ns.integratord} "
+              "sshd logins per arm")
+        print(f"   {'arm':<40} {'alerts':>6} {'s':>7} {'alerts/s':>9}")
+        rows = bench_integratord(ns.integratord)
+        for arm, alerts, seconds in rows:
+            print(f"   {arm:<40} {alerts:>6} {seconds:7.2f} {alerts / seconds:9.1f}")
+        (_, _, noop_s), (_, _, ours_s) = rows
+        print(f"   ratio ours / no-op: alerts per second {noop_s / ours_s:.2f}")
     return 0
 
 

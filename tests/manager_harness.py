@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -146,6 +147,43 @@ class Manager:
             self.append_alert(alert)
         else:
             self.send(f"1:{location}:{log_line}".encode())
+
+    def site(self, workdir: Path, *args: str, api_key: str = "tag-test-key",
+             **host_vars) -> subprocess.CompletedProcess:
+        """The real `ansible-playbook site.yml` on this manager, as a standalone manager reached
+        with `docker exec` (an inventory written in `workdir`), with `args` added."""
+        extra = "".join(f"              {name}: {json.dumps(value)}\n" for name, value in host_vars.items())
+        inventory = workdir / "inventory.yml"
+        inventory.write_text(f"""all:
+  children:
+    wazuh_managers:
+      children:
+        wazuh_master:
+          hosts:
+            {self.name}:
+              ansible_connection: community.docker.docker
+              ansible_become: false
+              virustotal_ip_api_key: {api_key}
+{extra}""")
+        bindir = Path(sys.executable).parent
+        env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+                   ANSIBLE_FORCE_COLOR="0")
+        return subprocess.run([str(bindir / "ansible-playbook"), "-i", str(inventory), str(REPO / "site.yml"), *args],
+                              capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False)
+
+    def start_vt_server(self, api_key: str, port: int = 8090) -> None:
+        """tests/vt_server.py (VirusTotal v3 as its fixtures say) inside the container, on
+        127.0.0.1:port, run by the manager's Python; returns once it accepts connections."""
+        self.exec("mkdir", "-p", "/opt/vtip-test", check=True)
+        for src in ("tests/vt_server.py", "tests/fixtures/vt_ip_objects.json"):
+            subprocess.run(["docker", "cp", str(REPO / src), f"{self.name}:/opt/vtip-test/"], check=True,
+                           capture_output=True)
+        self.sh(f"setsid nohup {OSSEC}/framework/python/bin/python3 /opt/vtip-test/vt_server.py --port {port} "
+                f"--api-key {api_key} --fixtures /opt/vtip-test/vt_ip_objects.json > /opt/vtip-test/vt.log 2>&1 "
+                "< /dev/null &", check=True)
+        probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), 1).close()"
+        self.wait(lambda: self.exec(f"{OSSEC}/framework/python/bin/python3", "-c", probe).returncode == 0, 20,
+                  "the VirusTotal stand-in")
 
     def wait_alert(self, predicate, timeout: float = ALERT_TIMEOUT) -> dict:
         found: list = []

@@ -8,13 +8,10 @@ Values given with -e once reached the config file as strings, which the script i
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from harness import REPO
 from manager_harness import OSSEC, Manager, manager_image
 
 
@@ -26,23 +23,7 @@ def manager():
 
 
 def site(manager: Manager, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text(f"""all:
-  children:
-    wazuh_managers:
-      children:
-        wazuh_master:
-          hosts:
-            {manager.name}:
-              ansible_connection: community.docker.docker
-              ansible_become: false
-              virustotal_ip_api_key: tag-test-key
-""")
-    bindir = Path(sys.executable).parent
-    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-               ANSIBLE_FORCE_COLOR="0")
-    return subprocess.run([str(bindir / "ansible-playbook"), "-i", str(inventory), str(REPO / "site.yml"), *args],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False)
+    return manager.site(tmp_path, *args)
 
 
 def test_each_phase_tag_runs_alone(manager, tmp_path):
