@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jinja2
 import yaml
-from ansible.plugins.test.core import TestModule
+from ansible.plugins.test.core import TestModule as AnsibleTests
 from harness import REPO, RULES, load_script
 
 ROLE = REPO / "roles" / "virustotal_ip"
@@ -32,7 +32,7 @@ SPECS = load(ROLE / "meta" / "argument_specs.yml")["argument_specs"]["main"]["op
 def render(template: str, **overrides) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROLE / "templates"), keep_trailing_newline=True,
                              trim_blocks=True)
-    env.tests.update(TestModule().tests())           # Ansible's own tests (`version`, ...)
+    env.tests.update(AnsibleTests().tests())           # Ansible's own tests (`version`, ...)
     return env.get_template(template).render({**DEFAULTS, **overrides})
 
 
