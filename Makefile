@@ -8,7 +8,7 @@ WAZUH_VERSION ?= 4.14.7
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: help venv lint pytest test bench demo wazuh-image standin-image molecule demo-clean clean
+.PHONY: help venv lint pytest test bench demo wazuh-image molecule demo-clean clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -29,18 +29,15 @@ lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), syntax checks
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline
 	for p in site.yml playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check -i inventory.example/hosts.yml $$p || exit 1; done
 	sh -n files/custom-virustotal_ip
-	sh -n tests/images/standin/image/install.sh
 	sh -n tests/images/wazuh-src/compile.sh
 	sh -n tests/images/wazuh-src/install.sh
 	sh -n tests/images/wazuh-src/bin/install
 	bash -n tests/images/base.sh
-	bash -n tests/images/standin/build.sh
 	bash -n tests/images/wazuh-src/build.sh
 
-pytest: $(STAMP) ## pytest: the integration (under every Python found), the role, the stand-in, molecule
+pytest: $(STAMP) ## pytest: the integration (under every Python found), the role, molecule, on Wazuh's own daemons
 	tests/script-pythons/make-venvs.sh
-	if docker info >/dev/null 2>&1; then tests/images/wazuh-src/build.sh 4.14.7 && tests/images/wazuh-src/build.sh 4.7.5 \
-	  && tests/images/standin/build.sh; fi
+	if docker info >/dev/null 2>&1; then tests/images/wazuh-src/build.sh 4.14.7 && tests/images/wazuh-src/build.sh 4.7.5; fi
 	$(BIN)/python -m pytest
 
 test: lint pytest ## every test
@@ -56,9 +53,6 @@ demo-clean: ## remove what make demo made
 
 wazuh-image: ## build localhost/wazuh-manager-src:$(WAZUH_VERSION): Wazuh's own daemons from source (4.14.7, 4.7.5)
 	tests/images/wazuh-src/build.sh $(WAZUH_VERSION)
-
-standin-image: ## build localhost/wazuh-manager-standin:4.14 offline: the TEST STAND-IN
-	tests/images/standin/build.sh
 
 molecule: $(STAMP) ## molecule test --all against WAZUH_MANAGER_IMAGE (default: the official image)
 	PATH="$(CURDIR)/$(BIN):$$PATH" MOLECULE_RUN_ID=$$(date +%s%N) $(BIN)/molecule test --all

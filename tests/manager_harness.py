@@ -1,9 +1,9 @@
 """Driving a manager container through Wazuh's own interfaces only.
 
-Two images: Wazuh's own daemons built from Wazuh's source (`wazuh-src`, make wazuh-image) and
-the TEST STAND-IN that imitates wazuh-contract.md (`standin`, make standin-image). Everything
-here is `docker exec` of the real command paths, datagrams to the queue socket, and reading
-alerts.json and ossec.log, so it works the same against wazuh/wazuh-manager.
+The image is Wazuh's own daemons built from Wazuh's source (make wazuh-image): 4.14.7, and
+4.7.5 for the end-to-end run on the last Python 3.9 line. Everything here is `docker exec` of
+the real command paths, datagrams to the queue socket, and reading alerts.json and ossec.log,
+so it works the same against wazuh/wazuh-manager.
 Waiting is always for a condition (a line in a file, a daemon running), with a time limit.
 """
 from __future__ import annotations
@@ -24,10 +24,8 @@ WAZUH_VERSION = "4.14.7"
 IMAGES = {
     "wazuh-src": (f"localhost/wazuh-manager-src:{WAZUH_VERSION}", [str(IMAGES_DIR / "wazuh-src" / "build.sh")]),
     "wazuh-src-4.7.5": ("localhost/wazuh-manager-src:4.7.5", [str(IMAGES_DIR / "wazuh-src" / "build.sh"), "4.7.5"]),
-    "standin": ("localhost/wazuh-manager-standin:4.14", [str(IMAGES_DIR / "standin" / "build.sh")]),
 }
 WAZUH_SRC_IMAGE = IMAGES["wazuh-src"][0]
-STANDIN_IMAGE = IMAGES["standin"][0]
 OSSEC = "/var/ossec"
 # Wazuh's own analysisd (no wazuh-db here) processes events from ~17 s after each start.
 ALERT_TIMEOUT = 60
@@ -55,16 +53,11 @@ def manager_image(flavour: str, what: str) -> str:
     return image
 
 
-def is_standin(image: str) -> bool:
-    return image == STANDIN_IMAGE
-
-
 class Manager:
     """One manager container, removed by stop()."""
 
     def __init__(self, image: str = WAZUH_SRC_IMAGE, command: list | None = None) -> None:
         self.image = image
-        self.standin = is_standin(image)
         self.name = f"vtip-test-{uuid.uuid4().hex[:12]}"
         subprocess.run(["docker", "run", "-d", "--name", self.name, "--label", "vtip-test=1", image,
                         *(command or [])], check=True, capture_output=True)
@@ -96,9 +89,9 @@ class Manager:
         return self.control("status").stdout.decode()
 
     def wait_running(self, timeout: float = 30) -> None:
-        """analysisd running, and integratord where it runs: always on the stand-in, on Wazuh's
-        own only with an <integration> configured (else it logs a clean exit)."""
-        integrations = self.standin or "<integration>" in self.read(f"{OSSEC}/etc/ossec.conf")
+        """analysisd running, and integratord if an <integration> is configured (without one
+        it logs a clean exit)."""
+        integrations = "<integration>" in self.read(f"{OSSEC}/etc/ossec.conf")
 
         def running() -> bool:
             out = self.status()
@@ -129,24 +122,10 @@ class Manager:
     def ossec_log(self) -> str:
         return self.read(f"{OSSEC}/logs/ossec.log")
 
-    def append_alert(self, alert: dict) -> None:
-        """What analysisd would have written: integratord's input (contract section 1)."""
-        line = json.dumps(alert, separators=(",", ":")) + "\n"
-        self.exec("sh", "-c", f"cat >> {OSSEC}/logs/alerts/alerts.json", stdin=line.encode(), check=True)
-
     def send(self, message: bytes) -> None:
         """One datagram to analysisd's queue socket, as an integration sends it. Until analysisd
         binds it after a (re)start the socket refuses (or is missing): retried for 60 s."""
         self.exec("python3", "-c", SEND_DATAGRAM, stdin=message, check=True)
-
-    def raise_alert(self, location: str, log_line: str, alert: dict) -> None:
-        """An alert for integratord: on Wazuh's own daemons the log line goes through analysisd
-        (the real path; appending to alerts.json races with analysisd's buffered writes), on
-        the stand-in, which decodes no syslog, `alert` is appended as analysisd would write it."""
-        if self.standin:
-            self.append_alert(alert)
-        else:
-            self.send(f"1:{location}:{log_line}".encode())
 
     def site(self, workdir: Path, *args: str, api_key: str = "tag-test-key",
              **host_vars) -> subprocess.CompletedProcess:

@@ -1,8 +1,8 @@
 """Wazuh's interfaces where we touch them, as wazuh-contract.md states them, checked on Wazuh's
-own daemons built from source (wazuh-src, make wazuh-image) and on the TEST STAND-IN (standin,
-make standin-image) alike: every test runs on both, so a difference between our imitation and
-the real daemons fails here. Only Wazuh's interfaces are used (manager_harness.py). Without a
-Docker engine they are skipped with the reason shown, except on CI (CI=true), a failure there.
+own daemons built from source (make wazuh-image): where the contract (our reading of Wazuh's
+source) and the daemons disagree, the daemons win and the contract is corrected. Only Wazuh's
+interfaces are used (manager_harness.py). Without a Docker engine they are skipped with the
+reason shown, except on CI (CI=true), where that is a failure.
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from manager_harness import OSSEC, Manager, manager_image, sentinel, sentinel_ru
 VT_RULES = (__import__("harness").RULES).read_text()
 
 
-@pytest.fixture(scope="module", params=["wazuh-src", "standin"])
-def image(request):
-    return manager_image(request.param, "the manager interface tests")
+@pytest.fixture(scope="module")
+def image():
+    return manager_image("wazuh-src", "the manager interface tests")
 
 
 @pytest.fixture
@@ -64,20 +64,17 @@ def test_tree_users_and_modes_are_the_official_ones(manager):
     conf = manager.read(f"{OSSEC}/etc/ossec.conf")
     assert conf.count("<ossec_config>") == 2
     assert manager.exec(f"{OSSEC}/framework/python/bin/python3", "-c", "import requests").returncode == 0
-    if manager.standin:
-        assert "TEST STAND-IN" in manager.read(f"{OSSEC}/STANDIN")
-    else:
-        assert manager.control("info").stdout.decode().startswith('WAZUH_VERSION="v4.14.7"')
+    assert manager.control("info").stdout.decode().startswith('WAZUH_VERSION="v4.14.7"')
 
 
 def test_status_lists_every_daemon_and_exits_1_on_a_healthy_manager(manager):
-    """Exit 1 with a daemon off: integratord with no <integration> on Wazuh's own (it exits
-    cleanly), the optional maild on the stand-in, as on a packaged manager."""
+    """Exit 1 with a daemon off: integratord, with no <integration> configured, exits cleanly
+    (a packaged manager also lists its optional daemons that are off)."""
     r = manager.control("status")
     out = r.stdout.decode()
     assert r.returncode == 1
     assert "wazuh-analysisd is running..." in out
-    assert ("wazuh-maild not running..." if manager.standin else "wazuh-integratord not running...") in out
+    assert "wazuh-integratord not running..." in out
 
 
 def test_integratord_runs_once_an_integration_is_configured(manager):
@@ -269,26 +266,24 @@ LOGINS = {
 
 
 class Login:
-    """One login event, unique by its port: the syslog line analysisd decodes on Wazuh's own
-    daemons, and the alert it raises, which the stand-in (no syslog decoding) is given instead."""
+    """One login event, unique by its port: the syslog line analysisd decodes, and the rule it
+    raises for it."""
 
     def __init__(self, kind: str = "success", location: str = "/var/log/auth.log") -> None:
         Login.count = getattr(Login, "count", 40000) + 1
         text, (rule_id, level, groups) = LOGINS[kind]
         self.location = location
         self.line = f"Dec 10 01:02:02 host {text.format(port=Login.count)}"
-        self.rule_id = rule_id
-        self.alert = {"timestamp": "2026-11-27T10:00:00.000+0000",
-                      "rule": {"level": level, "id": rule_id, "groups": groups, "description": kind},
-                      "agent": {"id": "000", "name": "m"}, "id": f"1800000000.{Login.count}",
-                      "full_log": self.line, "location": location}
+        self.rule = (rule_id, level, groups)
 
     def raise_on(self, manager: Manager) -> None:
-        manager.raise_alert(self.location, self.line, self.alert)
+        """Send it to analysisd as a log collector would: analysisd raises the alert."""
+        manager.send(f"1:{self.location}:{self.line}".encode())
 
     def written(self, manager: Manager) -> None:
-        """Wait until analysisd (or the stand-in's feed) has written its alert."""
-        manager.wait_alert(lambda a: a.get("full_log") == self.line)
+        """Wait until analysisd has written its alert, the rule it should be."""
+        alert = manager.wait_alert(lambda a: a.get("full_log") == self.line)
+        assert (alert["rule"]["id"], alert["rule"]["level"], alert["rule"]["groups"]) == self.rule
 
 
 def records(manager: Manager) -> list:

@@ -1,4 +1,4 @@
-# Shared by the image builds (sourced, not run): checks, one build at a time, and the Debian
+# Sourced by the image build (wazuh-src/build.sh): checks, one build at a time, and the Debian
 # bookworm base image made with debootstrap + docker import (no registry needed).
 # shellcheck shell=bash
 

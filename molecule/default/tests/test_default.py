@@ -1,6 +1,6 @@
 """What the role leaves on a manager, and the integration end to end through Wazuh itself.
 
-The same tests run against the official wazuh/wazuh-manager image and the offline stand-in:
+The same tests run against the official wazuh/wazuh-manager image and Wazuh's own daemons built from source:
 they use only Wazuh's interfaces (files, wazuh-control, the queue socket, alerts.json,
 integrations.log). Waiting is for a line to appear in alerts.json, with a time limit.
 """

@@ -1,5 +1,5 @@
 """After the failure scenario's side effects: the uninstall removed everything the role added
-and every manager keeps running. The same for the stand-in and the official image."""
+and every manager keeps running. The same on Wazuh's own daemons built from source and the official image."""
 testinfra_hosts = ["all"]
 OSSEC = "/var/ossec"
 

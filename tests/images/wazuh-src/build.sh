@@ -72,8 +72,7 @@ echo "build.sh: sources verified (${sources:-fetched from upstream})"
 need_docker
 lock_builds
 ensure_base
-cp -r "$here/Dockerfile" "$here/compile.sh" "$here/install.sh" "$here/README.md" "$here/bin" "$ctx/"
-cp "$here/../init" "$ctx/init"
+cp -r "$here/Dockerfile" "$here/compile.sh" "$here/install.sh" "$here/README.md" "$here/init" "$here/bin" "$ctx/"
 start=$(date +%s)
 docker build --network host --tag "$image" --build-arg BASE="$BASE_IMAGE" \
     --build-arg WAZUH_VERSION="$version" "$ctx" >"$ctx.log" 2>&1 \
