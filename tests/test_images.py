@@ -19,9 +19,11 @@ def pins() -> dict:
     return {(row[0], row[1]): (row[2], row[3]) for row in rows}
 
 
-def build(sources: Path, version: str = "4.14.7") -> subprocess.CompletedProcess:
-    return subprocess.run([str(BUILD), version], env={"PATH": "/usr/bin:/bin", "WAZUH_SOURCES": str(sources),
-                                                      "HOME": str(sources)},
+def build(sources: Path | str, version: str = "4.14.7", home: Path | None = None,
+          **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BUILD), version],
+                          env={"PATH": "/usr/bin:/bin", "WAZUH_SOURCES": str(sources), "HOME": str(home or sources),
+                               **env},
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -54,3 +56,22 @@ def test_the_pins_are_the_checksums_of_the_shared_archives():
     for file, digest in pins().values():
         assert shared_sums[file] == digest, file
         assert hashlib.sha256((shared / file).read_bytes()).hexdigest() == digest, file
+
+
+def test_a_fetched_tag_that_is_not_the_pinned_commit_stops_the_build(tmp_path):
+    """The upstream path, against a local mirror whose v4.14.7 tag is another commit."""
+    work = tmp_path / "work"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q", str(work)], check=True)
+    (work / "README").write_text("not wazuh\n")
+    subprocess.run([*git, "-C", str(work), "add", "README"], check=True)
+    subprocess.run([*git, "-C", str(work), "commit", "-qm", "x"], check=True)
+    subprocess.run([*git, "-C", str(work), "tag", "v4.14.7"], check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(tmp_path / "mirror" / "wazuh" / "wazuh.git")],
+                   check=True)
+    wrong = subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    r = build("upstream", home=tmp_path, WAZUH_UPSTREAM_MIRROR=f"file://{tmp_path / 'mirror'}")
+    assert r.returncode != 0
+    assert (f"tag v4.14.7 is commit {wrong}, not the pinned a42268a27c555d9348d5598fb8751eaf4c8e9024. "
+            "Refusing to build from unverified sources.") in r.stderr

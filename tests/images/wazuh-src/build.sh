@@ -5,8 +5,8 @@
 #   build.sh [VERSION]          VERSION: 4.14.7 (default) or 4.7.5, as pinned in sources.lock
 #
 # Sources: the folder WAZUH_SOURCES, else ../shared/third_party beside this checkout when it
-# exists (our CI), else the pinned tags fetched from upstream with git (WAZUH_UPSTREAM_MIRROR
-# replaces https://github.com). Archives are checked against their SHA-256, fetched tags
+# exists (our CI), else (or with WAZUH_SOURCES=upstream) the pinned tags fetched from upstream
+# with git (WAZUH_UPSTREAM_MIRROR replaces https://github.com). Archives are checked against their SHA-256, fetched tags
 # against their commit; a mismatch stops the build before anything is built.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -55,6 +55,7 @@ sources=${WAZUH_SOURCES:-}
 if [ -z "$sources" ] && [ -d "$repo/../shared/third_party" ]; then
     sources=$repo/../shared/third_party
 fi
+[ "$sources" = upstream ] && sources=""      # WAZUH_SOURCES=upstream: fetch even where a folder exists
 
 ctx=$(mktemp -d /tmp/vtip-wazuh-src.XXXXXX)
 trap 'rm -rf "$ctx"' EXIT
