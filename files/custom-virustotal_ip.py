@@ -1037,7 +1037,7 @@ class State:
         cutoff = time.time() - PENDING_MAX_AGE
         dropped = self.db.execute("DELETE FROM pending WHERE queued_at < ?", (cutoff,)).rowcount
         if dropped:
-            self.log.warning(f"dropped {dropped} deferred alert(s) older than 7 days")
+            self.log.warning(f"dropped {dropped} deferred alert(s) older than {PENDING_MAX_AGE // 86400} days")
         rows = self.db.execute("SELECT ip, MIN(id) AS first FROM pending GROUP BY ip ORDER BY first")
         return [ip for ip, _first in rows.fetchall()]
 

@@ -1,6 +1,7 @@
 """pytest fixtures: a VT v3 server (vt_server.py) and a throwaway Wazuh home (harness.py)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -8,7 +9,26 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from harness import API_KEY, FIXTURES, WazuhHome, script_pythons
+from no_egress import EgressCatcher
 from vt_server import VTServer
+
+
+@pytest.fixture(scope="session")
+def _egress_catcher():
+    catcher = EgressCatcher()
+    os.environ["VTIP_EGRESS_PROXY"] = catcher.url
+    yield catcher
+    catcher.stop()
+
+
+@pytest.fixture(autouse=True)
+def egress(_egress_catcher):
+    """Fails the test if anything it ran sent a request off this machine (no_egress.py), unless
+    the test took the record with egress.take()."""
+    _egress_catcher.take()
+    yield _egress_catcher
+    left = _egress_catcher.take()
+    assert not left, f"a request would have left this machine (refused by the egress catcher): {left}"
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from no_egress import DEAD_PROXY, proxy_env
 from vt_server import VTServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -208,7 +209,7 @@ class WazuhHome:
         offset, started = self._log_offset(), time.monotonic()
         proc = subprocess.run(argv, cwd=self.root, stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, start_new_session=True, timeout=120,
-                              env=env if env is not None else _clean_env())
+                              env=env if env is not None else script_env())
         return self._finish(proc, started, offset)
 
     def run(self, alert: object = None, **kwargs: object) -> Result:
@@ -242,9 +243,15 @@ def interpreter(python: str) -> tuple:
     return str(Path(out[0]).resolve()), out[1], out[2]
 
 
-def _clean_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VT_", "WAZUH_", "PYTHON"))}
-    env.pop("HTTP_PROXY", None)
-    env.pop("HTTPS_PROXY", None)
-    env["NO_PROXY"] = "127.0.0.1,localhost"
+def script_env(**extra: str) -> dict:
+    """The environment of every script run: this machine's, less VT_/WAZUH_/PYTHON* variables,
+    with every request for a host other than this one sent to the egress catcher (no_egress.py;
+    conftest starts it and names it in VTIP_EGRESS_PROXY), never to the network."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("VT_", "WAZUH_", "PYTHON")) and k.lower() not in PROXY_VARIABLES}
+    env.update(proxy_env(os.environ.get("VTIP_EGRESS_PROXY", DEAD_PROXY)))
+    env.update(extra)
     return env
+
+
+PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}

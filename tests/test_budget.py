@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from harness import API_KEY, sample_alert
+from harness import API_KEY, sample_alert, script_env
 
 
 @pytest.fixture(autouse=True)
@@ -152,10 +152,8 @@ def test_check_prints_the_verdict_with_reasons_and_sends_nothing(home, vt):
 
 
 def test_check_takes_the_key_from_the_environment(home, vt):
-    import os
     home.config({"api_url": vt.url})
-    env = dict(os.environ, VT_API_KEY=API_KEY, NO_PROXY="127.0.0.1")
-    r = home.cli("--check", "108.157.98.17", env=env)
+    r = home.cli("--check", "108.157.98.17", env=script_env(VT_API_KEY=API_KEY))
     assert r.rc == 0 and "Pivot:       0 of 1 communicating files strongly malicious" in r.stdout
 
 

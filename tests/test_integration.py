@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 
-from harness import API_KEY, NO_DEBUG, SCRIPT, sample_alert, split_message
+from harness import API_KEY, NO_DEBUG, SCRIPT, sample_alert, script_env, split_message
 
 
 def test_seed_manual_test_prints_what_the_seed_shows_and_sends_the_message(home):
@@ -131,12 +131,15 @@ def test_unknown_keys_and_wrong_types_are_reported_by_name_and_the_rest_applies(
     assert r.event()["virustotal_ip"]["reasons"] == ["mal>=1&rep<0"]   # 11 < 12 applied
 
 
-def test_broken_config_and_options_files_never_stop_the_integration(home, vt):
+def test_broken_config_and_options_files_never_stop_the_integration(home, vt, egress):
     (home.root / "etc/custom-virustotal_ip.json").write_text("{not json")
     r = home.run(options=["a", "list"])
     assert r.rc == 0 and r.stderr == ""
     assert "is not valid JSON; ignored" in r.log and "is not a JSON object; ignored" in r.log
-    assert vt.requests == []   # api_url fell back to the default, which this machine cannot reach
+    assert vt.requests == []
+    # api_url fell back to the default, the real VirusTotal: the egress catcher refused the
+    # first try and the 3 retries (integratord's default <retries>)
+    assert egress.take() == [("CONNECT", "www.virustotal.com:443")] * 4
     assert r.event()["virustotal_ip"]["error"] == "ConnectionError"
 
 
@@ -245,7 +248,7 @@ def test_wrapper_prefers_wazuh_path_from_the_environment(home, tmp_path):
     fake.mkdir(parents=True)
     (fake / "python3").write_text("#!/bin/sh\nprintf 'other python:'; printf ' [%s]' \"$@\"\n")
     os.chmod(fake / "python3", 0o755)
-    env = dict(os.environ, WAZUH_PATH=str(tmp_path / "other"))
+    env = script_env(WAZUH_PATH=str(tmp_path / "other"))
     alert = home.write_alert(sample_alert())
     r = home.run_argv(home.integratord_argv(alert), env=env)
     assert r.stdout.startswith("other python: [-I] [-S] [-c] ")

@@ -75,7 +75,7 @@ lock_builds
 ensure_base
 cp -r "$here/Dockerfile" "$here/compile.sh" "$here/install.sh" "$here/README.md" "$here/init" "$here/bin" "$ctx/"
 start=$(date +%s)
-docker build --network host --tag "$image" --build-arg BASE="$BASE_IMAGE" \
+docker build --force-rm --network host --tag "$image" --build-arg BASE="$BASE_IMAGE" \
     --build-arg WAZUH_VERSION="$version" "$ctx" >"$ctx.log" 2>&1 \
     || { tail -40 "$ctx.log" >&2; rm -f "$ctx.log"; die "docker build of $image failed (above: its last lines)"; }
 rm -f "$ctx.log"
