@@ -127,10 +127,10 @@ class Manager:
         binds it after a (re)start the socket refuses (or is missing): retried for 60 s."""
         self.exec("python3", "-c", SEND_DATAGRAM, stdin=message, check=True)
 
-    def site(self, workdir: Path, *args: str, api_key: str = "tag-test-key",
+    def site(self, workdir: Path, *args: str, api_key: str = "tag-test-key", playbook: Path = REPO / "site.yml",
              **host_vars) -> subprocess.CompletedProcess:
-        """The real `ansible-playbook site.yml` on this manager, as a standalone manager reached
-        with `docker exec` (an inventory written in `workdir`), with `args` added."""
+        """The real `ansible-playbook site.yml` (or `playbook`) on this manager, as a standalone
+        manager reached with `docker exec` (an inventory written in `workdir`), with `args` added."""
         extra = "".join(f"              {name}: {json.dumps(value)}\n" for name, value in host_vars.items())
         inventory = workdir / "inventory.yml"
         inventory.write_text(f"""all:
@@ -147,7 +147,7 @@ class Manager:
         bindir = Path(sys.executable).parent
         env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
                    ANSIBLE_FORCE_COLOR="0")
-        return subprocess.run([str(bindir / "ansible-playbook"), "-i", str(inventory), str(REPO / "site.yml"), *args],
+        return subprocess.run([str(bindir / "ansible-playbook"), "-i", str(inventory), str(playbook), *args],
                               capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False)
 
     def start_vt_server(self, api_key: str, port: int = 8090) -> None:
