@@ -186,7 +186,8 @@ def test_drain_forgets_hit_and_miss_counts_older_than_30_days(home, vt):
     state = home.db_path.parent
     (state / "hits-2000-01-01").write_bytes(b"." * 5)
     home.sql("INSERT INTO stats(day, name, n) VALUES ('2000-01-01', 'miss', 7)")
-    assert "(6 hits, 8 misses in 30 days" not in home.cli("--status").stdout   # old days never count
+    # old days never count: today's one hit and one miss only, not 6 hits and 8 misses
+    assert "50.0% (1 hits, 1 misses in 30 days; today 1/1)" in home.cli("--status").stdout
     assert home.cli("--drain").rc == 0
     assert not (state / "hits-2000-01-01").exists()
     assert home.sql("SELECT day FROM stats WHERE day < '2001'") == []
