@@ -16,9 +16,11 @@ For an analyst at a shell (nothing is sent to Wazuh by --check and --status):
 Exit status (integratord logs any non-zero status to ossec.log):
     0  enrichment or error event delivered, lookup deferred, or nothing to do by design
        (no IP, non-global or allowlisted IP, our own enrichment fed back)
-    1  internal error (one line in integrations.log; please report it)
+    1  internal error, or interrupted (one line in integrations.log)
     2  unusable command line or alert file (not JSON: set <alert_format>json</alert_format>)
-    3  the result could not be delivered to analysisd (kept for --drain to resend)
+    3  the result could not be delivered to analysisd: an enrichment, or a lookup deferred
+       after a passing VirusTotal error, is kept for --drain; an error event for a lasting
+       one (a wrong key) is not, the next alert reports it again
 
 Reading order: constants; JSON; configuration; alert parsing and IP selection; the verdict (pure
 functions); the VirusTotal client; cache, quota and pending state; delivery; command line.
@@ -1208,6 +1210,7 @@ class Run:
         """("entry", entry, cached) | ("defer", why) | ("error", VTError, report: bool)."""
         cfg, now = self.cfg, time.time()
         entry = self._cached(ip)
+        self.log.debug(f"{ip}: {'cached' if entry is not None else 'not cached'}")
         if is_usable(entry, cfg, now):
             self._count("hit")
             return "entry", entry, True
@@ -1291,6 +1294,7 @@ class Run:
         if self.debug:
             print(f"# Request result from VT server: {raw.decode('utf-8', 'replace')}")
         send(self.home, raw)
+        self.log.debug(f"sent {len(raw)} bytes for alert {shown(source.get('alert_id'))} to analysisd")
 
     def defer(self, source: dict, why: str) -> bool:
         if self.state is None:
@@ -1449,6 +1453,8 @@ def run_integratord(args: list, home: str, started: float) -> int:
         return EXIT_BAD_INPUT
     if opts["debug"]:
         print(f"# Opening alert file at '{opts['alert']}' with '{alert}'")
+    log.debug(f"alert file {shown(opts['alert'])}: alert {shown(alert.get('id'))}, options file "
+              f"{shown(opts['options'] or None)}, timeout {opts['timeout']} s, retries {opts['retries']}")
     cfg = load_config(home, opts["options"], log)
     state = open_state(home, log)
     deadline = Deadline(started, opts["timeout"] * (opts["retries"] + 1))
@@ -1579,7 +1585,12 @@ def main(argv: list) -> int:
         if len(argv) > 1 and argv[1].startswith("-"):
             return run_cli(argv[1:], home, started)
         return run_integratord(argv[1:], home, started)
-    except (KeyboardInterrupt, DeadlineExceeded):
+    except KeyboardInterrupt:
+        Log(os.path.join(home, "logs", "integrations.log")).error("interrupted (SIGINT); stopped")
+        return EXIT_INTERNAL
+    except DeadlineExceeded:
+        Log(os.path.join(home, "logs", "integrations.log")).error(
+            "the run's time bound (timeout x (retries + 1)) was reached; stopped")
         return EXIT_INTERNAL
     except Exception as exc:  # the last line of defence: one log line, never a traceback
         where = exc.__traceback__

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+import signal
 import subprocess
 
 from harness import API_KEY, NO_DEBUG, SCRIPT, sample_alert, script_env, split_message
@@ -36,6 +38,35 @@ def test_debug_lines_through_the_wrapper_survive_its_fast_exit(home):
     lines = r.stdout.splitlines()
     assert r.rc == 0 and len(lines) == 3 and lines[0] == "# Running VirusTotal IP script"
     assert r.messages == [lines[2][len("# Request result from VT server: "):].encode()]
+
+
+def test_integratord_debug_mode_writes_debug_lines_without_the_key(home, vt):
+    """integratord -d passes "debug" as argv[4]: the log then says what was decided."""
+    quiet = home.run()
+    assert "DEBUG:" not in quiet.log
+    r = home.run(debug=True)
+    assert r.rc == 0
+    debug = [line for line in r.log.splitlines() if ": DEBUG: " in line]
+    assert any("alert file " in line and "timeout 10 s, retries 3" in line for line in debug), r.log
+    assert any(line.endswith("64.62.197.132: cached") for line in debug), r.log
+    assert any(" bytes for alert " in line and line.endswith("to analysisd") for line in debug), r.log
+    assert API_KEY not in r.log
+
+
+def test_an_interrupted_run_exits_1_with_one_log_line(home, vt):
+    vt.fail(hang=True)
+    proc = subprocess.Popen(home.integratord_argv(home.write_alert(sample_alert())), cwd=home.root,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=script_env(), start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not vt.requests and time.monotonic() < deadline:       # until the script waits on VT
+        time.sleep(0.05)
+    assert vt.requests, "the script never asked VirusTotal"
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=20) == 1
+    assert proc.stderr.read() == b""
+    errors = [line for line in home.log_path.read_text().splitlines() if ": ERROR: " in line]
+    assert len(errors) == 1 and errors[0].endswith("interrupted (SIGINT); stopped")
 
 
 def test_integratord_4_14_argv_gets_the_enrichment_on_the_queue(home, vt):

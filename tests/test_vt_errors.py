@@ -151,6 +151,16 @@ def test_missing_queue_socket_exits_3_and_keeps_the_result_for_drain(home, vt):
     assert len(vt.requests) == 1
 
 
+def test_an_error_event_analysisd_did_not_take_exits_3_and_is_not_kept(home, vt):
+    """Exit 3 is "not delivered"; only what can be resent is kept: an error event for a lasting
+    VirusTotal error (a wrong key) is not, the next alert reports it again (README, exit table)."""
+    home.close_queue(unlink=True)
+    r = home.run(api_key="not-the-key")
+    assert (r.rc, r.stderr) == (3, "")
+    assert "WrongCredentialsError" in r.log and "is missing (is wazuh-analysisd running?)" in r.log
+    assert home.sql("SELECT ip FROM pending") == []
+
+
 def test_analysisd_down_with_socket_file_present_exits_3(home):
     home.close_queue(unlink=False)               # the file stays; nobody reads it
     r = home.run()
