@@ -129,3 +129,27 @@ def test_skipping_the_always_tag_is_refused_before_anything_changes(manager, tmp
     out = " ".join(r.stdout.split())
     assert r.returncode != 0 and "--skip-tags always would skip this role's validation and rollback" in out, out[-3000:]
     assert snapshot(manager) == before
+
+
+def test_the_drain_schedule_is_part_of_the_change_and_rolled_back_with_it(tmp_path):
+    """A first install on a manager with a cron daemon, whose rules directory holds a file
+    analysisd refuses: the cron entry written before validation goes with the rest."""
+    m = Manager(manager_image("wazuh-src", "the role's rollback on every entry point"))
+    try:
+        m.put("/usr/sbin/cron", "#!/bin/sh\nexit 0\n", mode="0755", owner="root:root")  # its presence is what counts
+        m.exec("mkdir", "-p", "/etc/cron.d", check=True)
+        m.put(f"{OSSEC}/etc/rules/zz_broken.xml", BROKEN, mode="0660", owner="wazuh:wazuh")
+        conf, cron_d = m.read(f"{OSSEC}/etc/ossec.conf"), m.sh("ls -A /etc/cron.d").stdout
+        r = m.site(tmp_path)
+        out = " ".join(r.stdout.split())
+        assert r.returncode != 0 and "The change was rolled back" in out, out[-3000:]
+        lines = [line for line in r.stdout.splitlines() if line.strip()]
+        task = next((i for i, line in enumerate(lines) if "TASK [virustotal_ip : Schedule --drain with cron]" in line),
+                    None)
+        assert task is not None, "the schedule was not written within the change"
+        assert lines[task + 1].startswith("changed:"), lines[task:task + 2]     # it was written
+        assert m.sh("ls -A /etc/cron.d").stdout == cron_d               # and is gone, with no backup
+        assert m.read(f"{OSSEC}/etc/ossec.conf") == conf
+        assert m.exec("test", "-e", f"{OSSEC}/integrations/custom-virustotal_ip.py").returncode != 0
+    finally:
+        m.stop()
