@@ -1451,10 +1451,10 @@ def run_integratord(args: list, home: str, started: float) -> int:
     except InputError as exc:
         log.error(str(exc))
         return EXIT_BAD_INPUT
-    if opts["debug"]:
+    if opts["debug"]:              # nothing of this is built on the non-debug (cache-hit) path
         print(f"# Opening alert file at '{opts['alert']}' with '{alert}'")
-    log.debug(f"alert file {shown(opts['alert'])}: alert {shown(alert.get('id'))}, options file "
-              f"{shown(opts['options'] or None)}, timeout {opts['timeout']} s, retries {opts['retries']}")
+        log.debug(f"alert file {shown(opts['alert'])}: alert {shown(alert.get('id'))}, options file "
+                  f"{shown(opts['options'] or None)}, timeout {opts['timeout']} s, retries {opts['retries']}")
     cfg = load_config(home, opts["options"], log)
     state = open_state(home, log)
     deadline = Deadline(started, opts["timeout"] * (opts["retries"] + 1))
