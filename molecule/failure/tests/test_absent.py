@@ -9,7 +9,9 @@ def test_nothing_of_ours_is_left(host):
                  "integrations/__pycache__", "etc/custom-virustotal_ip.json",
                  "etc/rules/virustotal_ip_rules.xml", "var/virustotal_ip"]:
         assert not host.file(f"{OSSEC}/{path}").exists, path
-    assert not host.file("/etc/cron.d/custom-virustotal_ip").exists
+    for schedule in ["/etc/cron.d/custom-virustotal_ip", "/etc/systemd/system/custom-virustotal_ip-drain.timer",
+                     "/etc/systemd/system/custom-virustotal_ip-drain.service"]:
+        assert not host.file(schedule).exists, schedule
     conf = host.file(f"{OSSEC}/etc/ossec.conf")
     assert "custom-virustotal_ip" not in conf.content_string
     assert (conf.user, conf.group, conf.mode) == ("root", "wazuh", 0o660)
