@@ -1111,6 +1111,10 @@ def encode_message(event: dict, source: dict) -> bytes:
     message = {"virustotal_ip": event, "integration": INTEGRATION}
     if "error" not in event:
         message["original_full_log"] = source["full_log"][:MAX_DATAGRAM]
+        # Top-level srcip is what Wazuh's JSON decoder maps to the alert's srcip (data.srcip),
+        # the field Active Response programs (firewall-drop, host-deny) block. Verdicts only:
+        # an error event names no address to act on.
+        message["srcip"] = source["ip"]
     raw = prefix + json_dumps(message).encode()
     if len(raw) < MAX_DATAGRAM:
         return raw

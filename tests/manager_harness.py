@@ -173,6 +173,16 @@ class Manager:
         self.wait(seen, timeout, "an alert")
         return found[0]
 
+    def enrichment_for(self, ip: str, timeout: float = 2 * ALERT_TIMEOUT) -> dict:
+        """Send an sshd login from `ip` to analysisd (stock rule 5715, group sshd, fires) and
+        return the enrichment alert of the alert it raised."""
+        line = sshd_login_line(ip)
+        self.send(f"1:/var/log/auth.log:{line}".encode())
+        trigger = self.wait_alert(lambda a: a.get("full_log") == line, timeout)["id"]
+        return self.wait_alert(lambda a: a["rule"]["id"].startswith("1999")
+                               and a.get("data", {}).get("virustotal_ip", {}).get("source", {}).get("alert_id")
+                               == trigger, timeout)
+
     def wait_file(self, path: str, timeout: float = 30) -> None:
         self.wait(lambda: self.exec("test", "-f", path).returncode == 0, timeout, f"{path} to appear")
 
@@ -195,6 +205,12 @@ while True:
             raise
         time.sleep(0.2)
 """
+
+
+def sshd_login_line(ip: str) -> str:
+    """An sshd login from `ip` as sshd logs it, unique by its port."""
+    return (f"Dec 10 01:02:02 host sshd[1234]: Accepted password for root from {ip} "
+            f"port {uuid.uuid4().int % 60000 + 1024} ssh2")
 
 
 def sentinel_rule_xml(rule_id: int = 100199) -> str:

@@ -27,7 +27,8 @@ def test_seed_manual_test_prints_what_the_seed_shows_and_sends_the_message(home)
     assert lines[2].startswith("# Request result from VT server: 1:virustotal_ip:{\"virustotal_ip\": "
                                "{\"found\": 1, \"verdict\": \"malicious\"")
     assert lines[2].endswith('"integration": "virustotal_ip", "original_full_log": "Dec 10 01:02:02 host '
-                             'sshd[1234]: Accepted none for root from 64.62.197.132 port 1066 ssh2"}')
+                             'sshd[1234]: Accepted none for root from 64.62.197.132 port 1066 ssh2", '
+                             '"srcip": "64.62.197.132"}')
     assert r.messages == [lines[2][len("# Request result from VT server: "):].encode()]
 
 
@@ -74,7 +75,7 @@ def test_integratord_4_14_argv_gets_the_enrichment_on_the_queue(home, vt):
     assert (r.rc, r.stdout, r.stderr) == (0, "", "")
     [(location, msg)] = r.events()
     assert location == "virustotal_ip"
-    assert list(msg) == ["virustotal_ip", "integration", "original_full_log"]
+    assert list(msg) == ["virustotal_ip", "integration", "original_full_log", "srcip"]
     e = msg["virustotal_ip"]
     assert (e["verdict"], e["counts"], e["weighted_malicious"], e["reputation"], e["age_days"]) == \
         ("malicious", {"malicious": 11, "suspicious": 2}, 12.0, -3, 0.7)
@@ -197,6 +198,17 @@ def test_ip_fields_are_tried_in_order_and_the_first_valid_ip_wins(home, vt):
     alert["data"] = {"win": {"eventdata": {"ipAddress": "108.157.98.17"}}}
     r = home.run(alert, options={"ip_fields": ["data.win.eventdata.ipAddress"]})
     assert r.event()["virustotal_ip"]["source"]["ip"] == "108.157.98.17"
+
+
+def test_the_verdict_carries_the_looked_up_address_as_srcip_for_active_response(home, vt):
+    """Top-level srcip becomes the alert's data.srcip: the address looked up, not the alert's
+    data.srcip (here not an address), and never on an error event."""
+    alert = sample_alert()
+    alert["data"] = {"srcip": "not-an-ip", "source_ip": "64.62.197.132"}
+    assert home.run(alert).event()["srcip"] == "64.62.197.132"
+    alert["data"] = {"srcip": "108.157.98.17"}
+    r = home.run(alert, options={"api_url": "http://127.0.0.1:9/api/v3"})      # nothing listens: an error event
+    assert "error" in r.event()["virustotal_ip"] and "srcip" not in r.event()
 
 
 def test_one_megabyte_full_log_is_truncated_below_65535_bytes(home):
