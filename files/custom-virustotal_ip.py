@@ -108,6 +108,8 @@ def default_config() -> dict:
         "cache_ttl_hours": {"malicious": 24, "suspicious": 12, "unknown": 12, "not_found": 24},
         "cache_max_entries": 100000,
         "rate_limit_per_minute": 0,
+        "daily_quota": 0,
+        "budget_managers": 1,
     }
 
 
@@ -272,6 +274,8 @@ class Config:
         self.cache_ttl_hours: dict = dict(values["cache_ttl_hours"])
         self.cache_max_entries: int = values["cache_max_entries"]
         self.rate_limit_per_minute: int = values["rate_limit_per_minute"]
+        self.daily_quota: int = values["daily_quota"]
+        self.budget_managers: int = values["budget_managers"]
 
 
 def _is_int(v: object) -> bool:
@@ -353,6 +357,8 @@ VALIDATORS = MappingProxyType({
     "cache_ttl_hours": (_ttls, "an object with malicious/suspicious/unknown/not_found hours >= 0"),
     "cache_max_entries": (_int_in(1, 10**7), "an integer 1-10000000"),
     "rate_limit_per_minute": (_int_in(0, 100000), "an integer >= 0 (0 = off)"),
+    "daily_quota": (_int_in(0, 10**9), "an integer >= 0 (0 = off)"),
+    "budget_managers": (_int_in(1, 10000), "an integer 1-10000"),
 })
 
 
@@ -1189,6 +1195,9 @@ class Run:
         limit = self.cfg.rate_limit_per_minute
         if limit and self.state.requests_since(now - 60) >= limit:
             return f"rate_limit_per_minute={limit} reached"
+        daily, midnight = self.cfg.daily_quota, next_utc_midnight(now)
+        if daily and self.state.requests_since(midnight - 86400) >= daily:
+            return f"daily_quota={daily} reached; no requests until {iso_utc(midnight)}"
         return None
 
     def quota_hit(self, exc: VTError) -> bool:
@@ -1517,14 +1526,20 @@ def format_status(state: State, cfg: Config) -> str:
     until = float(state.get_state("quota_until", "0") or 0)
     quota = f"exceeded, no requests until {iso_utc(until)}" if now < until else "ok"
     pending, oldest = db.execute("SELECT COUNT(*), MIN(queued_at) FROM pending").fetchone()
-    limit = cfg.rate_limit_per_minute
+    limit, daily, managers = cfg.rate_limit_per_minute, cfg.daily_quota, cfg.budget_managers
+    budget = (f"{f'{limit} requests a minute' if limit else 'no per-minute limit'}, "
+              f"{f'{daily} a day' if daily else 'no daily cap'}")
+    if managers > 1:
+        budget += f": this manager's share of a key {managers} managers share"
     return "\n".join([
         f"Cache:             {entries} entries ({fresh} fresh), {state.path}",
         f"Cache hit ratio:   {ratio} ({hits} hits, {misses} misses in {STATS_DAYS} days; today "
         f"{daily_hits.get(today, 0)}/{daily_misses.get(today, 0)})",
-        f"VT requests today: {state.requests_since(next_utc_midnight(now) - 86400)} "
+        f"VT requests today: {state.requests_since(next_utc_midnight(now) - 86400)}"
+        f"{f' of {daily} allowed' if daily else ''} "
         f"(last minute: {state.requests_since(now - 60)}"
         f"{f' of {limit} allowed' if limit else ', no local rate limit'})",
+        f"Budget:            {budget}",
         f"Quota:             {quota}",
         f"Pending lookups:   {pending}"
         f"{f' (oldest queued {iso_utc(oldest)})' if pending else ''}",

@@ -121,7 +121,7 @@ def deploy(real_key: str) -> None:
     inventory = BUILD / "inventory.yml"
     template = (REPO / "templates" / "demo_inventory.yml").read_text()
     inventory.write_text(template.format(
-        container=CONTAINER, rate_limit=4 if real_key else 0,
+        container=CONTAINER, per_minute=4 if real_key else 0, per_day=500 if real_key else 0,
         api_url="https://www.virustotal.com/api/v3" if real_key else "http://127.0.0.1:8090/api/v3"))
     step("Deploying with the real `ansible-playbook site.yml` (log: build/demo/ansible.log)")
     bindir = Path(sys.executable).parent

@@ -128,10 +128,14 @@ class Manager:
         self.exec("python3", "-c", SEND_DATAGRAM, stdin=message, check=True)
 
     def site(self, workdir: Path, *args: str, api_key: str = "tag-test-key", playbook: Path = REPO / "site.yml",
-             **host_vars) -> subprocess.CompletedProcess:
+             other_hosts: dict | None = None, **host_vars) -> subprocess.CompletedProcess:
         """The real `ansible-playbook site.yml` (or `playbook`) on this manager, as a standalone
-        manager reached with `docker exec` (an inventory written in `workdir`), with `args` added."""
+        manager reached with `docker exec` (an inventory written in `workdir`), with `args` added.
+        `other_hosts` (name -> vars) adds more managers to the inventory."""
         extra = "".join(f"              {name}: {json.dumps(value)}\n" for name, value in host_vars.items())
+        for host, variables in (other_hosts or {}).items():
+            extra += f"            {host}:\n" + "".join(f"              {name}: {json.dumps(value)}\n"
+                                                      for name, value in variables.items())
         inventory = workdir / "inventory.yml"
         inventory.write_text(f"""all:
   children:

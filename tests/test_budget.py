@@ -127,6 +127,27 @@ def test_pivot_the_budget_does_not_allow_is_completed_later_with_one_request(hom
     assert vt.paths()[1:] == ["/api/v3/ip_addresses/108.157.98.17/communicating_files"]
 
 
+def test_daily_quota_defers_until_midnight_utc_then_drain_sends_it(home, vt):
+    configure(home, daily_quota=2)
+    home.run(alert("64.62.197.132", "7.1"))
+    home.run(alert("93.184.216.34", "7.2"))
+    r = home.run(alert("8.8.4.4", "7.3"))
+    assert (r.rc, r.messages, len(vt.requests)) == (0, [], 2)            # deferred, not dropped
+    assert "daily_quota=2 reached; no requests until" in r.log and "T00:00:00+00:00" in r.log
+    assert home.cli("--drain").messages == [] and len(vt.requests) == 2     # still today
+    home.sql("UPDATE requests SET ts = ts - 86400")                         # midnight UTC has passed
+    e = home.cli("--drain").event()["virustotal_ip"]
+    assert (e["source"]["ip"], e["source"]["alert_id"], e["deferred"]) == ("8.8.4.4", "7.3", True)
+
+
+def test_status_shows_this_managers_share_of_the_keys_budget(home, vt):
+    configure(home, rate_limit_per_minute=1, daily_quota=166, budget_managers=3)
+    home.run(alert("64.62.197.132", "8.1"))
+    out = home.cli("--status").stdout
+    assert "VT requests today: 1 of 166 allowed (last minute: 1 of 1 allowed)" in out
+    assert "Budget:            1 requests a minute, 166 a day: this manager's share of a key 3 managers share" in out
+
+
 def test_drain_runs_one_at_a_time(home, vt):
     home.run()
     import fcntl
@@ -176,6 +197,7 @@ def test_status_reports_cache_requests_quota_and_pending(home, vt):
     assert "Cache:             1 entries (1 fresh)" in out
     assert "Cache hit ratio:   25.0% (1 hits, 3 misses in 30 days; today 1/3)" in out
     assert "VT requests today: 2 (last minute: 2, no local rate limit)" in out
+    assert "Budget:            no per-minute limit, no daily cap\n" in out
     assert "Quota:             exceeded, no requests until" in out
     assert "Pending lookups:   2 (oldest queued" in out
 
