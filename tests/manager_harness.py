@@ -82,6 +82,16 @@ class Manager:
     def read(self, path: str) -> str:
         return self.exec("cat", path, check=True).stdout.decode("utf-8", "replace")
 
+    def role_block(self) -> str:
+        """ossec.conf from the role's BEGIN marker on; fails when the role wrote no block."""
+        conf = self.read(f"{OSSEC}/etc/ossec.conf")
+        assert "<!-- BEGIN custom-virustotal_ip" in conf, "ossec.conf has no block of the role's"
+        return conf[conf.index("<!-- BEGIN custom-virustotal_ip"):]
+
+    def listing(self) -> str:
+        """The files in the directories the role writes to (the integration, config, rules)."""
+        return self.sh(f"ls -A {OSSEC}/integrations {OSSEC}/etc {OSSEC}/etc/rules").stdout.decode()
+
     def control(self, action: str) -> subprocess.CompletedProcess:
         return self.exec(f"{OSSEC}/bin/wazuh-control", action)
 

@@ -24,11 +24,6 @@ def manager():
     m.stop()
 
 
-def block(m: Manager) -> str:
-    conf = m.read(f"{OSSEC}/etc/ossec.conf")
-    return conf[conf.index("<!-- BEGIN custom-virustotal_ip"):]
-
-
 def hosts_deny(m: Manager) -> str:
     r = m.exec("cat", "/etc/hosts.deny")
     return r.stdout.decode() if r.returncode == 0 else ""
@@ -39,7 +34,7 @@ def test_a_malicious_verdict_is_blocked_by_host_deny_and_an_unknown_one_is_not(m
     assert r.returncode == 0, r.stdout[-3000:]
     assert ("<active-response>\n    <disabled>no</disabled>\n    <command>host-deny</command>\n"
             "    <location>local</location>\n    <rules_id>199901</rules_id>\n    <timeout>600</timeout>\n"
-            "  </active-response>") in block(manager)
+            "  </active-response>") in manager.role_block()
 
     unknown = manager.enrichment_for(UNKNOWN)
     assert (unknown["rule"]["id"], unknown["data"]["srcip"]) == ("199903", UNKNOWN)
@@ -55,10 +50,11 @@ def test_a_malicious_verdict_is_blocked_by_host_deny_and_an_unknown_one_is_not(m
 def test_turning_it_off_removes_the_active_response_and_validates(manager, tmp_path):
     on = ("-e", "virustotal_ip_active_response_enabled=true", "-e", "virustotal_ip_active_response_timeout=0")
     assert manager.site(tmp_path, *AR, *on, api_key=KEY).returncode == 0
-    assert "<active-response>" in block(manager) and "<timeout>" not in block(manager).split("<active-response>")[1]
+    block = manager.role_block()
+    assert "<active-response>" in block and "<timeout>" not in block.split("<active-response>")[1]
     r = manager.site(tmp_path, *AR, api_key=KEY)
     assert r.returncode == 0, r.stdout[-3000:]
-    assert "<active-response>" not in block(manager)
+    assert "<active-response>" not in manager.role_block()
     assert "TASK [virustotal_ip : Validate the manager's configuration]" in r.stdout
 
 

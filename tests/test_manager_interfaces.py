@@ -334,11 +334,17 @@ def test_other_filters(manager, filters, matching, other):
     assert [r["alert"]["full_log"] for r in records(manager)] == [sent.line]
 
 
-def test_script_writable_by_wazuh_is_refused_with_127(manager):
-    with_integration(manager, "custom-argv", "<group>sshd</group>", mode="0770")
+def ossec_log_after_a_login(manager: Manager, name: str, until: str, **integration) -> str:
+    """Configure integration `name` on group sshd, raise one login, and return ossec.log once
+    it holds `until`."""
+    with_integration(manager, name, "<group>sshd</group>", **integration)
     Login().raise_on(manager)
-    manager.wait_log("Check file and permissions.")
-    log = manager.ossec_log()
+    manager.wait_log(until)
+    return manager.ossec_log()
+
+
+def test_script_writable_by_wazuh_is_refused_with_127(manager):
+    log = ossec_log_after_a_login(manager, "custom-argv", "Check file and permissions.", mode="0770")
     assert "At wpopenv(): file 'integrations/custom-argv' has write permissions." in log
     refused = next(line for line in log.splitlines() if "Couldn't execute command (integrations /tmp/" in line)
     assert " k3y " in refused                                          # the command line, API key included
@@ -347,10 +353,7 @@ def test_script_writable_by_wazuh_is_refused_with_127(manager):
 
 
 def test_non_zero_exit_is_logged_in_three_lines(manager):
-    with_integration(manager, "custom-fail", "<group>sshd</group>", script="#!/bin/sh\necho oops\nexit 3\n")
-    Login().raise_on(manager)
-    manager.wait_log("Exit status was: 3")
-    log = manager.ossec_log()
+    log = ossec_log_after_a_login(manager, "custom-fail", "Exit status was: 3", script="#!/bin/sh\necho oops\nexit 3\n")
     assert "Unable to run integration for custom-fail -> integrations" in log
     assert "While running custom-fail -> integrations. Output: oops" in log
 

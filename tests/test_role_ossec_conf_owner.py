@@ -48,19 +48,15 @@ def printed_entry(out: str) -> list:
     return yaml.safe_load(text[:text.index("}]") + 2])["wazuh_manager_integrations"]
 
 
-def our_files(m: Manager) -> str:
-    return m.sh(f"ls -A {OSSEC}/integrations {OSSEC}/etc {OSSEC}/etc/rules").stdout.decode()
-
-
 def test_false_without_the_entry_fails_before_changing_anything_and_prints_it(manager, tmp_path):
-    before = our_files(manager)
+    before = manager.listing()
     r = manager.site(tmp_path, *FALSE)
     out = " ".join(r.stdout.split())
     assert r.returncode != 0 and "has no custom-virustotal_ip <integration>" in out, out[-3000:]
     assert "Nothing was changed" in out
     assert printed_entry(out) == [{"name": "custom-virustotal_ip", "alert_format": "json",
                                    "rule_id": "5710,5712,5715,5716,5718,5719,5720,5758,5760,5763"}]
-    assert (manager.read(CONF), our_files(manager)) == (manager.original_conf, before)
+    assert (manager.read(CONF), manager.listing()) == (manager.original_conf, before)
 
 
 def test_false_with_the_printed_entry_deploys_without_touching_ossec_conf_and_reruns_change_nothing(manager, tmp_path):
@@ -93,13 +89,13 @@ def test_false_with_the_printed_entry_deploys_without_touching_ossec_conf_and_re
 
 def test_true_refuses_when_another_tool_declares_the_integration_and_names_the_line(manager, tmp_path):
     other_tool_writes(manager, [{"name": "custom-virustotal_ip", "rule_id": "5715", "alert_format": "json"}])
-    written, before = manager.read(CONF), our_files(manager)
+    written, before = manager.read(CONF), manager.listing()
     line = next(i for i, text in enumerate(written.splitlines(), 1) if "<name>custom-virustotal_ip</name>" in text)
     r = manager.site(tmp_path)
     out = " ".join(r.stdout.split())
     assert r.returncode != 0, out[-3000:]
     assert f"outside this role's block (line {line})" in out and "set virustotal_ip_manage_ossec_conf: false" in out
-    assert (manager.read(CONF), our_files(manager)) == (written, before)
+    assert (manager.read(CONF), manager.listing()) == (written, before)
 
 
 def test_false_refuses_a_second_declaration_beside_the_roles_earlier_block(manager, tmp_path):
@@ -120,9 +116,9 @@ def test_false_refuses_a_second_declaration_beside_the_roles_earlier_block(manag
 
 def test_false_refuses_active_response_which_needs_the_roles_block(manager, tmp_path):
     other_tool_writes(manager, [{"name": "custom-virustotal_ip", "rule_id": "5715", "alert_format": "json"}])
-    before = our_files(manager)
+    before = manager.listing()
     r = manager.site(tmp_path, *FALSE, "-e", "virustotal_ip_active_response_enabled=true")
     out = " ".join(r.stdout.split())
     assert r.returncode != 0 and "virustotal_ip_active_response_enabled needs virustotal_ip_manage_ossec_conf: true" \
         in out, out[-3000:]
-    assert "rules_id: '199901'" in out and our_files(manager) == before
+    assert "rules_id: '199901'" in out and manager.listing() == before

@@ -26,7 +26,7 @@ def reports(m: Manager, line: str) -> None:
 
 
 def untouched(m: Manager) -> tuple:
-    return (m.read(f"{OSSEC}/etc/ossec.conf"), m.sh(f"ls -A {OSSEC}/integrations {OSSEC}/etc {OSSEC}/etc/rules").stdout)
+    return m.read(f"{OSSEC}/etc/ossec.conf"), m.listing()
 
 
 @pytest.mark.parametrize("line, says", [
@@ -49,7 +49,7 @@ def test_the_oldest_supported_version_is_accepted_and_deployed_without_timeout_a
     reports(manager, 'VERSION="v4.3.0"')
     r = manager.site(tmp_path)
     assert r.returncode == 0, r.stdout[-3000:]
-    block = manager.read(f"{OSSEC}/etc/ossec.conf").partition("BEGIN custom-virustotal_ip")[2]
+    block = manager.role_block()
     assert "<name>custom-virustotal_ip</name>" in block and "<timeout>" not in block, block
 
 
