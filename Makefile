@@ -46,10 +46,10 @@ bench: $(STAMP) ## benchmarks: cache-hit cost, request storm, time bound (prints
 	$(BIN)/python bench/run.py
 
 demo: $(STAMP) ## the whole product: a manager container, site.yml, alerts in, verdicts out
-	$(BIN)/python tests/demo.py
+	$(BIN)/python demo/demo.py
 
 demo-clean: ## remove what make demo made
-	$(BIN)/python tests/demo.py clean
+	$(BIN)/python demo/demo.py clean
 
 wazuh-image: ## build localhost/wazuh-manager-src:$(WAZUH_VERSION): Wazuh's own daemons from source (4.14.7, 4.7.5)
 	tests/images/wazuh-src/build.sh $(WAZUH_VERSION)

@@ -1,5 +1,5 @@
 """Print the README's role variable table from roles/virustotal_ip/meta/argument_specs.yml
-(the single documentation source; tests/test_role.py checks the README against it)."""
+(the single documentation source; tests/role/test_role.py checks the README against it)."""
 from __future__ import annotations
 
 import json

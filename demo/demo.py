@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from manager_harness import SEND_DATAGRAM
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+from manager_harness import SEND_DATAGRAM  # noqa: E402  (the datagram sender the tests use)
 BUILD = REPO / "build" / "demo"
 CONTAINER = "vtip-demo-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
 WAZUH_SRC = "localhost/wazuh-manager-src:4.14.7"
