@@ -2,15 +2,21 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from harness import API_KEY, FIXTURES, WazuhHome, script_pythons
 from no_egress import EgressCatcher
 from vt_server import VTServer
+
+
+def pytest_collection_modifyitems(items):
+    """Slowest first: the molecule scenarios (minutes each), then the tests that start a
+    manager container, then the script's tests (seconds), so the short ones fill the gaps."""
+    def weight(item) -> int:
+        if item.path.name == "test_molecule.py":
+            return 0
+        return 2 if item.path.parent.name == "script" else 1
+    items.sort(key=weight)
 
 
 @pytest.fixture(scope="session")
