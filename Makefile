@@ -24,7 +24,7 @@ $(STAMP): requirements.txt
 venv: $(STAMP) ## create .venv from requirements.txt (done by every target that needs it)
 
 lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), syntax checks
-	$(BIN)/ruff check files/custom-virustotal_ip.py tests bench molecule
+	$(BIN)/ruff check files tests bench molecule demo
 	$(BIN)/yamllint --strict .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline
 	for p in site.yml playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check -i inventory.example/hosts.yml $$p || exit 1; done

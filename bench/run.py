@@ -1,10 +1,13 @@
 """Benchmarks for the deployed script, each side by side with its baseline in one run.
 
 1. Cache-hit cost: a cache-hit alert, run by the wrapper as integratord runs it (bytecode
-   compiled as the role does), vs a bare `python3 -c pass` on the same interpreter (median
-   of --runs interleaved runs). Also the Python process alone (the wrapper's exec line, without
-   the shell before it); the .py run as a plain script (no bytecode, site-packages loaded: the
-   old way); and the floor: start-up without site plus the C modules a hit needs.
+   compiled as the role does), vs a bare `python3 -c pass` and the interpreter's own floor
+   `python3 -I -S -c pass` on the same interpreter (median of --runs interleaved runs). Also:
+   the same alert through an earlier version (--baseline, by default the last single-file
+   script, before the split into a package), side by side in the same run; the Python process
+   alone (the wrapper's exec line, without the shell before it); the .py run as a plain script
+   (no bytecode, site-packages loaded: the old way); and start-up without site plus the C
+   modules a hit needs.
    For the test venv's interpreter and Python 3.9/3.10 venvs like Wazuh's embedded ones
    where the machine has them.
 2. Request storm: --storm alerts from 20 IPs, run one after another as integratord does,
@@ -35,6 +38,8 @@ from vt_server import VTServer
 
 from integratord import bench_integratord
 
+# The last commit with the script as one file (before issue 12 split it into a package).
+BASELINE = "cd24674be7ac5f7ba5b7cf5c506cb648ad49d86f"
 STORM_IPS = [f"45.95.{i // 8}.{10 + i}" for i in range(20)]
 
 
@@ -67,11 +72,23 @@ def wrapper_python_args() -> list:
 
 def compile_like_the_role(home: WazuhHome) -> None:
     """What the role does after installing the script (roles/virustotal_ip/tasks/present.yml)."""
+    package = home.root / "integrations/virustotal_ip"
     subprocess.run([str(home.root / "framework/python/bin/python3"), "-I", "-m", "compileall", "-q",
-                    str(home.root / "integrations/custom-virustotal_ip.py")], check=True)
+                    str(home.root / "integrations/custom-virustotal_ip.py"),
+                    *([str(package)] if package.is_dir() else [])], check=True)
 
 
-def bench_cache_hit(runs: int) -> list:
+def files_at(rev: str, into: Path) -> Path | None:
+    """files/ as it was at a git revision, or None where git or the revision is missing."""
+    archive = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent.parent), "archive", rev, "files"],
+                             capture_output=True, check=False)
+    if archive.returncode != 0:
+        return None
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into / "files"
+
+
+def bench_cache_hit(runs: int, baseline: str) -> list:
     vt = VTServer(API_KEY, {"64.62.197.132": {"engines": {"malicious": 11, "suspicious": 2}, "age_days": 1}}).start()
     rows = []
     for label, python in script_pythons():
@@ -80,11 +97,18 @@ def bench_cache_hit(runs: int) -> list:
             alert = home.write_alert(sample_alert())
             home.run_argv(home.integratord_argv(alert))                 # prime the cache
             compile_like_the_role(home)
+            old_files = files_at(baseline, Path(tmp))
+            old = WazuhHome(Path(tmp) / "ossec-before", vt, python, files=old_files) if old_files else None
+            if old is not None:
+                old_alert = old.write_alert(sample_alert())
+                old.run_argv(old.integratord_argv(old_alert))
+                compile_like_the_role(old)
             fw_python = str(home.root / "framework/python/bin/python3")
             args = [str(alert), API_KEY, "", "", "", "10", "3", NO_DEBUG]
             integrations = home.root / "integrations"
             arms = {
                 "python3 -c pass": [fw_python, "-c", "pass"],
+                "floor: python3 -I -S -c pass": [fw_python, "-I", "-S", "-c", "pass"],
                 "cache-hit alert (wrapper, as integratord)": [str(integrations / "custom-virustotal_ip"), *args],
                 "cache-hit alert (the Python the wrapper execs)": [fw_python, *wrapper_python_args(),
                                                                     str(integrations), "custom-virustotal_ip", *args],
@@ -94,16 +118,28 @@ def bench_cache_hit(runs: int) -> list:
                 "floor: -I -S, import os,_json,_sqlite3,_socket": [fw_python, "-I", "-S", "-c",
                                                                     "import os, _json, _sqlite3, _socket"],
             }
+            if old is not None:
+                arms[f"before: {baseline[:10]} (wrapper, as integratord)"] = [
+                    str(old.root / "integrations/custom-virustotal_ip"), str(old_alert), *args[1:]]
             samples = {name: [] for name in arms}
             for _ in range(runs):                                   # interleaved: drift hits every arm alike
                 for name, argv in arms.items():
                     samples[name].append(timed(argv, home.root))
                 home.drain_queue()
+                if old is not None:
+                    old.drain_queue()
             base = statistics.median(samples["python3 -c pass"])
+            floor = statistics.median(samples["floor: python3 -I -S -c pass"])
             for name, xs in samples.items():
                 med = statistics.median(xs)
-                rows.append((f"{label} ({interpreter(python)[1]})", name, med * 1000, med / base))
-    assert vt.paths() == ["/api/v3/ip_addresses/64.62.197.132"] * len(script_pythons()), \
+                rows.append((f"{label} ({interpreter(python)[1]})", name, med * 1000, med / base, med / floor))
+            if old is not None:
+                now_ms = statistics.median(samples["cache-hit alert (wrapper, as integratord)"])
+                then_ms = statistics.median(samples[f"before: {baseline[:10]} (wrapper, as integratord)"])
+                rows.append((f"{label} ({interpreter(python)[1]})", "now / before (ms: the difference)",
+                             (now_ms - then_ms) * 1000, now_ms / then_ms, None))
+    hits = 2 * len(script_pythons())
+    assert len(vt.paths()) <= hits and set(vt.paths()) == {"/api/v3/ip_addresses/64.62.197.132"}, \
         "cache hits must make no request"
     vt.stop()
     return rows
@@ -154,6 +190,7 @@ def bench_no_answer(timeout: int, retries: int, repeats: int) -> list:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40, help="runs per arm for the cache-hit cost (>= 30)")
+    parser.add_argument("--baseline", default=BASELINE, help="git revision compared with in the cache-hit cost")
     parser.add_argument("--storm", type=int, default=1000, help="alerts in the request storm")
     parser.add_argument("--skip-storm", action="store_true")
     parser.add_argument("--integratord", type=int, default=200, help="alerts per arm through Wazuh's daemons")
@@ -163,9 +200,10 @@ def main() -> int:
           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}\n")
 
     print(f"1. Cache-hit cost (median of {ns.runs} interleaved runs)")
-    print(f"   {'interpreter':<16} {'arm':<48} {'ms':>7} {'x bare':>7}")
-    for label, name, ms, ratio in bench_cache_hit(ns.runs):
-        print(f"   {label:<16} {name:<48} {ms:7.1f} {ratio:7.2f}")
+    print(f"   {'interpreter':<16} {'arm':<48} {'ms':>7} {'x bare':>7} {'x floor':>7}")
+    for label, name, ms, ratio, to_floor in bench_cache_hit(ns.runs, ns.baseline):
+        floor_text = "" if to_floor is None else f"{to_floor:7.2f}"
+        print(f"   {label:<16} {name:<48} {ms:7.1f} {ratio:7.2f} {floor_text}")
 
     if not ns.skip_storm:
         print(f"\n2. Request storm: {ns.storm} alerts from {len(STORM_IPS)} IPs, sequential like integratord")

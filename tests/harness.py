@@ -30,6 +30,7 @@ from vt_server import VTServer
 REPO = Path(__file__).resolve().parent.parent
 FILES = REPO / "files"
 SCRIPT = FILES / "custom-virustotal_ip.py"
+PACKAGE = FILES / "virustotal_ip"
 WRAPPER = FILES / "custom-virustotal_ip"
 RULES = FILES / "virustotal_ip_rules.xml"
 FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "vt_ip_objects.json").read_text())
@@ -37,12 +38,11 @@ API_KEY = "test-key-" + "0123456789abcdef" * 4
 NO_DEBUG = "> /dev/null 2>&1"
 
 
-def load_script():
-    """The deployed script as a module, for its pure functions."""
-    spec = importlib.util.spec_from_file_location("custom_virustotal_ip", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script_package(*names: str) -> list:
+    """Modules of the deployed package (files/virustotal_ip), for their pure functions."""
+    if str(FILES) not in sys.path:
+        sys.path.append(str(FILES))
+    return [importlib.import_module(f"virustotal_ip.{name}") for name in names]
 
 
 def sample_alert(ip: str = "64.62.197.132", **extra: object) -> dict:
@@ -103,14 +103,19 @@ class Result:
 class WazuhHome:
     """A Wazuh home as the script sees it: integrations/, etc/, logs/, queue/, var/."""
 
-    def __init__(self, root: Path, vt: VTServer, python: str = sys.executable) -> None:
+    def __init__(self, root: Path, vt: VTServer, python: str = sys.executable, files: Path = FILES) -> None:
+        """`files`: where the wrapper, the entry point and its package come from (the bench
+        passes an earlier version's)."""
         self.root = root
         self.vt = vt
         for sub in ("integrations", "etc/rules", "logs", "queue/sockets", "var", "tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        for src in (SCRIPT, WRAPPER):
-            shutil.copy(src, root / "integrations" / src.name)
-            os.chmod(root / "integrations" / src.name, 0o750)
+        for name in (SCRIPT.name, WRAPPER.name):
+            shutil.copy(files / name, root / "integrations" / name)
+            os.chmod(root / "integrations" / name, 0o750)
+        if (files / PACKAGE.name).is_dir():
+            shutil.copytree(files / PACKAGE.name, root / "integrations" / PACKAGE.name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
         self._python(python)
         self.config({"api_url": vt.url})
         self.sock: socket.socket | None = None

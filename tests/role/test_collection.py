@@ -49,6 +49,7 @@ def test_the_tarball_holds_the_role_its_files_and_playbooks_and_no_local_state(i
         names = set(tar.getnames())
     for wanted in ("MANIFEST.json", "meta/runtime.yml", "LICENSE", "CHANGELOG.md",
                    "roles/virustotal_ip/tasks/main.yml", "files/custom-virustotal_ip.py", "files/custom-virustotal_ip",
+                   "files/virustotal_ip/cli.py", "files/virustotal_ip/verdict.py",
                    "playbooks/site.yml", "playbooks/check_ip.yml", "playbooks/uninstall.yml"):
         assert wanted in names, wanted
     assert not [n for n in names if n.split("/")[0] in (".venv", "build", ".git", ".pytest_cache", ".ruff_cache")
@@ -71,6 +72,8 @@ def test_the_installed_collection_deploys_checks_and_uninstalls_by_fully_qualifi
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
         deployed = m.exec("cat", f"{OSSEC}/integrations/custom-virustotal_ip.py", check=True).stdout
         assert deployed == (REPO / "files" / "custom-virustotal_ip.py").read_bytes()
+        deployed = m.exec("cat", f"{OSSEC}/integrations/virustotal_ip/verdict.py", check=True).stdout
+        assert deployed == (REPO / "files" / "virustotal_ip" / "verdict.py").read_bytes()
         assert "<name>custom-virustotal_ip</name>" in m.read(f"{OSSEC}/etc/ossec.conf")
 
         r = run(playbook + [f"{FQCN}.check_ip", "-e", "ip=64.62.197.132"], tmp_path, env)
@@ -79,6 +82,7 @@ def test_the_installed_collection_deploys_checks_and_uninstalls_by_fully_qualifi
         r = run(playbook + [f"{FQCN}.uninstall"], tmp_path, env)
         assert r.returncode == 0, r.stdout[-3000:]
         assert m.exec("test", "-e", f"{OSSEC}/integrations/custom-virustotal_ip.py").returncode != 0
+        assert m.exec("test", "-e", f"{OSSEC}/integrations/virustotal_ip").returncode != 0
         assert "custom-virustotal_ip" not in m.read(f"{OSSEC}/etc/ossec.conf")
     finally:
         m.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 import jinja2
 import yaml
 from ansible.plugins.test.core import TestModule as AnsibleTests
-from harness import REPO, RULES, load_script
+from harness import REPO, RULES, script_package
 
 ROLE = REPO / "roles" / "virustotal_ip"
 
@@ -63,7 +63,7 @@ def test_rules_template_moves_ids_and_levels():
 
 def test_config_covers_every_key_of_the_scripts_configuration():
     role_vars = load(ROLE / "vars" / "main.yml")
-    assert set(role_vars["_virustotal_ip_config"]) == set(load_script().default_config())
+    assert set(role_vars["_virustotal_ip_config"]) == set(script_package("settings")[0].defaults())
 
 
 def test_integration_block_keeps_the_key_out_unless_asked():

@@ -21,7 +21,8 @@ from manager_harness import OSSEC, Manager, manager_image
 
 BROKEN = '<group name="test,"><rule id="100900" level="17"><description>x</description></rule></group>\n'
 OURS = ["etc/ossec.conf", "etc/custom-virustotal_ip.json", "etc/rules/virustotal_ip_rules.xml",
-        "integrations/custom-virustotal_ip", "integrations/custom-virustotal_ip.py"]
+        "integrations/custom-virustotal_ip", "integrations/custom-virustotal_ip.py",
+        *(f"integrations/virustotal_ip/{p.name}" for p in sorted((REPO / "files/virustotal_ip").glob("*.py")))]
 LEVEL_13 = ("-e", "virustotal_ip_rules_level_malicious=13")
 NEW_TRIGGER = ("-e", json.dumps({"virustotal_ip_trigger_groups": ["sshd", "authentication_success"]}))
 
@@ -53,14 +54,20 @@ def assert_rolled_back(m: Manager, before: dict, r) -> None:
     code = f"import sys; sys.path.append('{OSSEC}/integrations'); __import__('custom-virustotal_ip')"
     loaded = m.exec(f"{OSSEC}/framework/python/bin/python3", "-I", "-S", "-B", "-v", "-c", code)
     assert f"matches {OSSEC}/integrations/custom-virustotal_ip.py" in loaded.stderr.decode()
+    code = f"import sys; sys.path.append('{OSSEC}/integrations'); import virustotal_ip.cli"
+    loaded = m.exec(f"{OSSEC}/framework/python/bin/python3", "-I", "-S", "-B", "-v", "-c", code)
+    assert f"matches {OSSEC}/integrations/virustotal_ip/verdict.py" in loaded.stderr.decode()
+    modes = m.sh(f"stat -c '%U:%G %a %n' {OSSEC}/integrations/virustotal_ip/*.py").stdout.decode().split("\n")
+    assert all(line.startswith("root:wazuh 640 ") for line in modes if line), modes
 
 
 def changed_files_dir(tmp_path: Path) -> Path:
     """A copy of files/ whose script differs by one comment line: an install-phase change."""
     copy = tmp_path / "files"
     shutil.copytree(REPO / "files", copy)
-    with open(copy / "custom-virustotal_ip.py", "a") as fh:
-        fh.write("# a changed copy\n")
+    for changed in ("custom-virustotal_ip.py", "virustotal_ip/verdict.py"):
+        with open(copy / changed, "a") as fh:
+            fh.write("# a changed copy\n")
     return copy
 
 

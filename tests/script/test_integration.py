@@ -11,7 +11,7 @@ import time
 import signal
 import subprocess
 
-from harness import API_KEY, NO_DEBUG, SCRIPT, sample_alert, script_env, split_message
+from harness import API_KEY, NO_DEBUG, PACKAGE, SCRIPT, sample_alert, script_env, split_message
 
 
 def test_seed_manual_test_prints_what_the_seed_shows_and_sends_the_message(home):
@@ -269,21 +269,27 @@ def test_concurrent_runs_for_one_uncached_ip_make_one_request(home, vt):
 
 
 def test_script_uses_only_the_standard_library_and_requests():
+    """The entry point and its package import the standard library, each other, and
+    `requests`; only the VirusTotal edge (virustotal.py) imports `requests`."""
     import ast
-    tree = ast.parse(SCRIPT.read_text())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            imported.add(node.module.split(".")[0])
     import sys
-    assert imported - set(sys.stdlib_module_names) == {"requests"}
+    by_module = {}
+    for path in (SCRIPT, *sorted(PACKAGE.glob("*.py"))):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+        by_module[path.name] = imported - set(sys.stdlib_module_names) - {PACKAGE.name}
+    assert set().union(*by_module.values()) == {"requests"}
+    assert [name for name, outside in by_module.items() if outside] == ["virustotal.py"]
 
 
 def test_script_runs_on_python_3_9_syntax():
     import ast
-    ast.parse(SCRIPT.read_text(), feature_version=(3, 9))
+    for path in (SCRIPT, *PACKAGE.glob("*.py")):
+        ast.parse(path.read_text(), feature_version=(3, 9))
 
 
 def test_wrapper_prefers_wazuh_path_from_the_environment(home, tmp_path):

@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from harness import load_script
+from harness import script_package
 
-vtip = load_script()
+settings, verdict_mod, wazuh, codec = script_package("settings", "verdict", "wazuh", "codec")
 NOW = 1_800_000_000.0
 DAY = 86400
 
@@ -27,17 +27,17 @@ def facts(m=0, s=0, rep=0, age=1.0, tags=(), engines=None, **extra):
 
 
 def cfg(**overrides):
-    values = vtip.default_config()
+    values = settings.defaults()
     values.update(overrides)
-    return vtip.Config(values)
+    return settings.Settings(values)
 
 
 def verdict(f, pivot=None, **config):
     entry = {"found": True, "facts": f, "fetched_at": NOW}
     if pivot is not None:
         entry["pivot"] = pivot
-    result = vtip.evaluate(entry, cfg(**config), NOW)
-    return result["verdict"], result["reasons"]
+    result = verdict_mod.evaluate(entry, cfg(**config), NOW)
+    return result.verdict, result.reasons
 
 
 # (name, facts, pivot file counts, config overrides, expected verdict, expected reasons)
@@ -121,15 +121,15 @@ def test_verdict_table(f, pivot, config, expected, reasons):
 
 def test_pivot_is_requested_only_for_borderline_verdicts_with_few_hits():
     c = cfg()
-    assert vtip.needs_pivot_request({"found": True, "facts": facts(), "fetched_at": NOW}, c, NOW)
-    assert vtip.needs_pivot_request({"found": True, "facts": facts(m=1), "fetched_at": NOW}, c, NOW)
-    assert not vtip.needs_pivot_request({"found": True, "facts": facts(m=3), "fetched_at": NOW}, c, NOW)
-    assert not vtip.needs_pivot_request({"found": True, "facts": facts(s=2), "fetched_at": NOW}, c, NOW)
-    assert not vtip.needs_pivot_request({"found": True, "facts": facts(), "pivot": [], "fetched_at": NOW},
+    assert verdict_mod.needs_pivot_request({"found": True, "facts": facts(), "fetched_at": NOW}, c, NOW)
+    assert verdict_mod.needs_pivot_request({"found": True, "facts": facts(m=1), "fetched_at": NOW}, c, NOW)
+    assert not verdict_mod.needs_pivot_request({"found": True, "facts": facts(m=3), "fetched_at": NOW}, c, NOW)
+    assert not verdict_mod.needs_pivot_request({"found": True, "facts": facts(s=2), "fetched_at": NOW}, c, NOW)
+    assert not verdict_mod.needs_pivot_request({"found": True, "facts": facts(), "pivot": [], "fetched_at": NOW},
                                         c, NOW)
-    assert not vtip.needs_pivot_request({"found": True, "facts": facts(), "pivot_failed": True,
+    assert not verdict_mod.needs_pivot_request({"found": True, "facts": facts(), "pivot_failed": True,
                                          "fetched_at": NOW}, c, NOW)
-    assert not vtip.needs_pivot_request({"found": False, "facts": None, "fetched_at": NOW}, c, NOW)
+    assert not verdict_mod.needs_pivot_request({"found": False, "facts": None, "fetched_at": NOW}, c, NOW)
 
 
 def seed_source(ip):
@@ -140,13 +140,13 @@ def test_seed_example_malicious_64_62_197_132():
     """seed-readme.md Test 1, field by field (dates relative to now)."""
     f = facts(m=11, s=2, rep=-3, age=0.7, as_owner="HURRICANE", network="64.62.197.0/24")
     entry = {"found": True, "facts": f, "fetched_at": NOW}
-    e = vtip.build_enrichment(entry, cfg(), NOW, seed_source("64.62.197.132"), cached=False)
+    e = wazuh.build_enrichment(entry, cfg(), NOW, seed_source("64.62.197.132"), cached=False)
     assert e == {
         "found": 1, "verdict": "malicious",
         "source": {"alert_id": "1753101678.8211", "rule": "100003", "ip": "64.62.197.132"},
         "counts": {"malicious": 11, "suspicious": 2}, "engine_counts": {"malicious": 11, "suspicious": 2},
         "weighted_malicious": 12.0, "reputation": -3, "tags": [], "age_days": 0.7,
-        "last_analysis_date": vtip.iso_utc(NOW - 0.7 * DAY), "country": "US", "as_owner": "HURRICANE",
+        "last_analysis_date": codec.iso_utc(NOW - 0.7 * DAY), "country": "US", "as_owner": "HURRICANE",
         "network": "64.62.197.0/24", "permalink": "https://www.virustotal.com/gui/ip-address/64.62.197.132",
         "pivot": {"used": False},
         "verdict_line": 'vt_ip verdict=malicious ip=64.62.197.132 mal=11 sus=2 wmal=12.0 rep=-3 '
@@ -159,7 +159,7 @@ def test_seed_example_unknown_108_157_98_17_uses_the_pivot():
     """seed-readme.md Test 2: no hits, 138.7 days old, pivot used with 1 file, 0 strong."""
     f = facts(age=138.7, as_owner="AMAZON-02", network="108.157.96.0/22")
     entry = {"found": True, "facts": f, "pivot": [0], "fetched_at": NOW}
-    e = vtip.build_enrichment(entry, cfg(), NOW, seed_source("108.157.98.17"), cached=False)
+    e = wazuh.build_enrichment(entry, cfg(), NOW, seed_source("108.157.98.17"), cached=False)
     assert (e["verdict"], e["age_days"], e["weighted_malicious"]) == ("unknown", 138.7, 0.0)
     assert e["pivot"] == {"used": True, "total_files": 1, "strong_mal_files": 0}
     assert e["verdict_line"] == ('vt_ip verdict=unknown ip=108.157.98.17 mal=0 sus=0 wmal=0.0 rep=0 '
@@ -167,14 +167,14 @@ def test_seed_example_unknown_108_157_98_17_uses_the_pivot():
 
 
 def test_not_found_ip_is_unknown_with_found_0():
-    e = vtip.build_enrichment({"found": False, "facts": None, "fetched_at": NOW}, cfg(), NOW,
+    e = wazuh.build_enrichment({"found": False, "facts": None, "fetched_at": NOW}, cfg(), NOW,
                               seed_source("8.8.4.4"), cached=True)
     assert (e["found"], e["verdict"], e["source"]["ip"], e["cached"]) == (0, "unknown", "8.8.4.4", True)
 
 
 def test_verdict_line_values_carry_no_quotes_or_control_characters():
     f = facts(m=3, tags=['a"b', "c d", "e\nf"], as_owner='Evil"\n\\Corp\x07')
-    e = vtip.build_enrichment({"found": True, "facts": f, "fetched_at": NOW}, cfg(), NOW,
+    e = wazuh.build_enrichment({"found": True, "facts": f, "fetched_at": NOW}, cfg(), NOW,
                               seed_source("1.1.1.1"), cached=False)
     line = e["verdict_line"]
     assert line.endswith('tags=ab,c_d,ef as_owner="EvilCorp"')
@@ -183,15 +183,15 @@ def test_verdict_line_values_carry_no_quotes_or_control_characters():
 
 def test_weighted_score_is_rounded_to_two_decimals():
     f = facts(m=1, engines={"x": "malicious"})
-    e = vtip.build_enrichment({"found": True, "facts": f, "fetched_at": NOW},
+    e = wazuh.build_enrichment({"found": True, "facts": f, "fetched_at": NOW},
                               cfg(engine_weights={"x": 1.23456}), NOW, seed_source("1.1.1.1"), False)
     assert e["weighted_malicious"] == 1.23
 
 
 def test_age_is_one_decimal_or_null():
-    assert vtip.age_in_days(None, NOW) is None
-    assert vtip.age_in_days(NOW + 5 * DAY, NOW) == 0.0   # a clock ahead of ours is not negative age
-    e = vtip.build_enrichment({"found": True, "facts": facts(age=None), "fetched_at": NOW}, cfg(), NOW,
+    assert verdict_mod.age_in_days(None, NOW) is None
+    assert verdict_mod.age_in_days(NOW + 5 * DAY, NOW) == 0.0   # a clock ahead of ours is not negative age
+    e = wazuh.build_enrichment({"found": True, "facts": facts(age=None), "fetched_at": NOW}, cfg(), NOW,
                               seed_source("1.1.1.1"), False)
     assert (e["age_days"], e["last_analysis_date"]) == (None, None)
     assert "age_days=-" in e["verdict_line"]
@@ -203,6 +203,6 @@ def test_cache_freshness_follows_the_ttl_of_the_verdict():
     mal = {"found": True, "facts": facts(m=5), "fetched_at": now - 20 * 3600}
     unk = {"found": True, "facts": facts(), "pivot": [], "fetched_at": now - 2 * 3600}
     nf = {"found": False, "facts": None, "fetched_at": now - 1.5 * 3600}
-    assert vtip.is_fresh(mal, c, now)
-    assert not vtip.is_fresh(unk, c, now)
-    assert vtip.is_fresh(nf, c, now)
+    assert verdict_mod.is_fresh(mal, c, now)
+    assert not verdict_mod.is_fresh(unk, c, now)
+    assert verdict_mod.is_fresh(nf, c, now)

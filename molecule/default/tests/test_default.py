@@ -20,6 +20,10 @@ END = "<!-- END custom-virustotal_ip (managed by the Ansible role virustotal_ip)
 @pytest.mark.parametrize("path,user,group,mode", [
     ("integrations/custom-virustotal_ip", "root", "wazuh", 0o750),
     ("integrations/custom-virustotal_ip.py", "root", "wazuh", 0o750),
+    ("integrations/virustotal_ip", "root", "wazuh", 0o750),
+    ("integrations/virustotal_ip/cli.py", "root", "wazuh", 0o640),
+    ("integrations/virustotal_ip/verdict.py", "root", "wazuh", 0o640),
+    ("integrations/virustotal_ip/__pycache__", "root", "wazuh", 0o2750),
     ("var/virustotal_ip", "wazuh", "wazuh", 0o770),
     ("etc/custom-virustotal_ip.json", "root", "wazuh", 0o640),
     ("etc/ossec.conf", "root", "wazuh", 0o660),
@@ -46,6 +50,21 @@ def test_script_bytecode_is_current_and_readable_by_the_wazuh_group_only(host):
     assert (f.user, f.group, f.mode) == ("root", "wazuh", 0o640)
     d = host.file(f"{OSSEC}/integrations/__pycache__")
     assert (d.user, d.group, d.mode & 0o7777) == ("root", "wazuh", 0o2750)
+
+
+def test_package_bytecode_is_current_and_readable_by_the_wazuh_group_only(host):
+    """What the wrapper imports on every alert: each module of the package from its bytecode."""
+    python = f"{OSSEC}/framework/python/bin/python3"
+    code = f"import sys; sys.path.append('{OSSEC}/integrations'); import virustotal_ip.cli"
+    r = host.run(f"{python} -I -S -B -v -c {shlex.quote(code)}")
+    loaded = [line.split("'")[1] for line in r.stderr.splitlines()
+              if line.startswith("# code object from") and "/virustotal_ip/" in line]
+    assert r.rc == 0 and len(loaded) >= 6, r.stderr[-2000:]
+    for pyc in loaded:
+        assert pyc.startswith(f"{OSSEC}/integrations/virustotal_ip/__pycache__/")
+        f = host.file(pyc)
+        assert (f.user, f.group, f.mode) == ("root", "wazuh", 0o640), pyc
+    assert f"matches {OSSEC}/integrations/virustotal_ip/verdict.py" in r.stderr
 
 
 def test_ossec_conf_gets_our_block_and_nothing_else_changes(host):

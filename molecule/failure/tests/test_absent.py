@@ -6,7 +6,7 @@ OSSEC = "/var/ossec"
 
 def test_nothing_of_ours_is_left(host):
     for path in ["integrations/custom-virustotal_ip", "integrations/custom-virustotal_ip.py",
-                 "integrations/__pycache__", "etc/custom-virustotal_ip.json",
+                 "integrations/__pycache__", "integrations/virustotal_ip", "etc/custom-virustotal_ip.json",
                  "etc/rules/virustotal_ip_rules.xml", "var/virustotal_ip"]:
         assert not host.file(f"{OSSEC}/{path}").exists, path
     for schedule in ["/etc/cron.d/custom-virustotal_ip", "/etc/systemd/system/custom-virustotal_ip-drain.timer",

@@ -1,0 +1,20 @@
+# SPDX-License-Identifier: MIT
+"""custom-virustotal_ip: VirusTotal v3 IP reputation with a verdict, for Wazuh's integratord.
+
+Where each part lives (a reviewer can read each module alone):
+
+    verdict.py     the verdict: VirusTotal facts + thresholds -> verdict + reasons (pure)
+    wazuh.py       the Wazuh edge: integratord's argv, the alert and its (untrusted) source address,
+                   the event sent on the queue socket, integrations.log
+    virustotal.py  the VirusTotal edge: client, time bound, answer parsing (the only `requests` user)
+    state.py       the state under <home>/var/virustotal_ip: every line of SQL
+    budget.py      the request budget and the quota breaker
+    lookup.py      one alert or one --drain: cache, budget, VirusTotal, delivery, deferral, time bound
+    settings.py    the settings table: defaults, ranges, validation, the config file
+    cli.py         the entry point: integratord's run of one alert; main(), which never prints a traceback
+    analyst.py     the analyst's commands: --check, --status, --drain
+    codec.py       JSON and the sanitising of untrusted text
+
+Only the standard library and `requests` are used. A cache hit runs on every alert while
+integratord waits, so each module imports only what a hit needs (see codec.py and cli.py).
+"""

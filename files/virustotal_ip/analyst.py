@@ -1,0 +1,153 @@
+# SPDX-License-Identifier: MIT
+"""The analyst and maintenance commands: --check IP, --status, --drain (see cli.py for usage).
+
+Run as root, they first become the owner of the state directory (user wazuh), so that the
+files they create stay usable by integratord's runs. Nothing is sent to Wazuh by --check and
+--status; --drain delivers the deferred enrichments.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from . import settings
+from .codec import iso_utc, shown
+from .lookup import Deadline, Deferred, Found, Lookup, drain
+from .state import STATE_DIR, STATS_DAYS, State, open_state, stats_first_day
+from .wazuh import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_UNDELIVERED,
+    build_enrichment,
+    integrations_log,
+    ip_text,
+    parse_ip,
+    skip_reason,
+)
+
+DRAIN_SECONDS = 50            # --drain ends before cron starts the next one
+
+
+def drop_root(directory: str) -> None:
+    """Analyst commands run as root act as the state's owner, so wazuh can keep using it."""
+    if os.geteuid() != 0:
+        return
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return
+    if st.st_uid != 0:
+        os.setgroups([])
+        os.setgid(st.st_gid)
+        os.setuid(st.st_uid)
+
+
+def format_check(ip: str, found: Found, cfg) -> str:
+    source = {"alert_id": "", "rule": "", "ip": ip}
+    e = build_enrichment(found.entry, cfg, time.time(), source, found.cached)
+    age = "" if e.get("age_days") is None else f" ({e['age_days']} days ago)"
+    lines = [f"IP:          {ip}", f"Verdict:     {e['verdict']}",
+             f"Reasons:     {', '.join(e['reasons'])}"]
+    if e["found"]:
+        lines += [
+            f"Engines:     malicious {e['counts']['malicious']}, suspicious {e['counts']['suspicious']}"
+            f" (weighted {e['weighted_malicious']:.2f})",
+            f"Reputation:  {e['reputation']}",
+            f"Tags:        {', '.join(e['tags']) or '-'}",
+            f"Analysed:    {e['last_analysis_date'] or 'never'}{age}",
+            f"Owner:       {e['as_owner'] or '-'} ({e['country'] or '-'}, {e['network'] or '-'})",
+        ]
+        if e["pivot"]["used"]:
+            lines.append(f"Pivot:       {e['pivot']['strong_mal_files']} of "
+                         f"{e['pivot']['total_files']} communicating files strongly malicious")
+    else:
+        lines.append("VirusTotal:  not found (never seen)")
+    lines += [f"Source:      {'cache' if found.cached else 'VirusTotal'}", f"Permalink:   {e['permalink']}"]
+    return "\n".join(lines)
+
+
+def format_status(state: State, cfg) -> str:
+    from .budget import next_utc_midnight
+    from .verdict import is_fresh
+    now = time.time()
+    today = time.strftime("%Y-%m-%d", time.gmtime(now))
+    entries = state.entries()
+    fresh = sum(1 for entry in entries if is_fresh(entry, cfg, now))
+    daily_hits, daily_misses = state.counts(stats_first_day(now))
+    hits, misses = sum(daily_hits.values()), sum(daily_misses.values())
+    ratio = f"{100.0 * hits / (hits + misses):.1f}%" if hits + misses else "n/a"
+    until = float(state.get_state("quota_until", "0") or 0)
+    quota = f"exceeded, no requests until {iso_utc(until)}" if now < until else "ok"
+    pending, oldest = state.pending_summary()
+    limit, daily, managers = cfg.rate_limit_per_minute, cfg.daily_quota, cfg.budget_managers
+    budget = (f"{f'{limit} requests a minute' if limit else 'no per-minute limit'}, "
+              f"{f'{daily} a day' if daily else 'no daily cap'}")
+    if managers > 1:
+        budget += f": this manager's share of a key {managers} managers share"
+    return "\n".join([
+        f"Cache:             {len(entries)} entries ({fresh} fresh), {state.path}",
+        f"Cache hit ratio:   {ratio} ({hits} hits, {misses} misses in {STATS_DAYS} days; today "
+        f"{daily_hits.get(today, 0)}/{daily_misses.get(today, 0)})",
+        f"VT requests today: {state.requests_since(next_utc_midnight(now) - 86400)}"
+        f"{f' of {daily} allowed' if daily else ''} "
+        f"(last minute: {state.requests_since(now - 60)}"
+        f"{f' of {limit} allowed' if limit else ', no local rate limit'})",
+        f"Budget:            {budget}",
+        f"Quota:             {quota}",
+        f"Pending lookups:   {pending}"
+        f"{f' (oldest queued {iso_utc(oldest)})' if pending else ''}",
+    ])
+
+
+def run_cli(args: list, home: str, started: float) -> int:
+    import argparse
+    parser = argparse.ArgumentParser(
+        prog="custom-virustotal_ip.py",
+        description="VirusTotal IP reputation for Wazuh: analyst and maintenance commands.")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--check", metavar="IP", help="look one IP up and print the verdict with its reasons")
+    mode.add_argument("--status", action="store_true", help="cache, request, quota and pending figures")
+    mode.add_argument("--drain", action="store_true", help="look up deferred alerts (cron, every minute)")
+    parser.add_argument("--api-key", default=os.environ.get("VT_API_KEY", ""),
+                        help="VirusTotal key (default: $VT_API_KEY, then api_key in the config file)")
+    parser.add_argument("--options", metavar="FILE", help="a JSON options file applied last")
+    parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, help="seconds per request")
+    parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES, help="retries per request")
+    ns = parser.parse_args(args)
+    log = integrations_log(home, echo=True)
+    cfg = settings.load(home, ns.options, log)
+    timeout, retries = min(max(ns.timeout, 1), 300), min(max(ns.retries, 0), 10)
+    drop_root(os.path.join(home, "var", STATE_DIR))
+    state = open_state(home, log)
+    if ns.status:
+        if state is None:
+            return EXIT_INTERNAL
+        print(format_status(state, cfg))
+        return EXIT_OK
+    seconds = DRAIN_SECONDS if ns.drain else timeout * (retries + 1)
+    run = Lookup(home, cfg, log, state, ns.api_key or cfg.api_key, timeout, retries,
+                 Deadline(started, seconds), False)
+    if ns.drain:
+        return drain(run)
+    packed = parse_ip(ns.check)
+    if packed is None:
+        print(f"error: {shown(ns.check)} is not an IP address", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    ip = ip_text(packed)
+    why = skip_reason(packed, cfg.skip_non_global, cfg.allowlist)
+    if why:
+        print(f"{ip}: {why}; the integration never looks it up")
+        return EXIT_OK
+    outcome = run.lookup(ip)
+    if isinstance(outcome, Found):
+        print(format_check(ip, outcome, cfg))
+        return EXIT_OK
+    if isinstance(outcome, Deferred):
+        print(f"{ip}: not looked up now: {outcome.why}", file=sys.stderr)
+    else:
+        print(f"{ip}: VirusTotal error {outcome.error.code}: {outcome.error.description}", file=sys.stderr)
+    return EXIT_UNDELIVERED

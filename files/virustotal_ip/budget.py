@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: MIT
+"""The request budget and the quota breaker: whether a VirusTotal request may be made now.
+
+Three limits, all counted in the state's request log, so they hold across concurrent runs:
+the manager's per-minute rate and daily quota (its share of the key's, written by the role),
+and the breaker VirusTotal itself trips with a 429. A 429 stops requests for a minute; a 429
+again within two minutes of that block ending means the daily (or monthly) quota is spent,
+and requests stop until 00:00 UTC. The first outage is reported once as an error event; the
+next successful answer closes it.
+"""
+from __future__ import annotations
+
+from .codec import iso_utc
+
+QUOTA_MINUTE_BLOCK = 60
+
+
+def next_utc_midnight(now: float) -> float:
+    return (int(now) // 86400 + 1) * 86400
+
+
+def outage_until(code: str, last_until: float, now: float) -> float:
+    """When requests may resume after a 429 (pure)."""
+    repeated = code == "QuotaExceededError" and last_until > 0 and now - last_until < 120
+    return next_utc_midnight(now) if repeated else now + QUOTA_MINUTE_BLOCK
+
+
+def budget_reason(requests_last_minute: int, requests_today: int, rate_limit: int, daily_quota: int,
+                  now: float) -> str | None:
+    """Why the manager's own budget allows no request now, or None (pure)."""
+    if rate_limit and requests_last_minute >= rate_limit:
+        return f"rate_limit_per_minute={rate_limit} reached"
+    if daily_quota and requests_today >= daily_quota:
+        return f"daily_quota={daily_quota} reached; no requests until {iso_utc(next_utc_midnight(now))}"
+    return None
+
+
+class QuotaBreaker:
+    """The budget and the 429 breaker over one state (state.State)."""
+
+    def __init__(self, state, rate_limit: int, daily_quota: int, log) -> None:
+        self.state, self.rate_limit, self.daily_quota, self.log = state, rate_limit, daily_quota, log
+
+    def _until(self) -> float:
+        return float(self.state.get_state("quota_until", "0") or 0)
+
+    def blocked(self, now: float) -> str | None:
+        """Why no VT request may be made now (quota outage, budget), or None."""
+        until = self._until()
+        if now < until:
+            return f"VirusTotal quota exceeded; no requests until {iso_utc(until)}"
+        minute = self.state.requests_since(now - 60) if self.rate_limit else 0
+        today = self.state.requests_since(next_utc_midnight(now) - 86400) if self.daily_quota else 0
+        return budget_reason(minute, today, self.rate_limit, self.daily_quota, now)
+
+    def tripped(self, code: str, now: float) -> bool:
+        """A 429: start or extend the outage; True if this outage has not been reported yet."""
+        until = outage_until(code, self._until(), now)
+        report = self.state.get_state("outage_reported") != "1"
+        self.state.set_state(quota_until=until, outage_reported=1)
+        self.log.warning(f"VirusTotal {code}: no requests until {iso_utc(until)}")
+        return report
+
+    def answered(self) -> None:
+        """VirusTotal answered: close a reported outage."""
+        if self.state.get_state("outage_reported") == "1":
+            self.state.set_state(quota_until=0, outage_reported=0)
+            self.log.info("VirusTotal answered again; quota outage over")

@@ -1,0 +1,322 @@
+# SPDX-License-Identifier: MIT
+"""One alert, or one --drain: the cache, then the budget, then VirusTotal; the result is
+delivered to analysisd, or the alert deferred for --drain when VirusTotal may not be asked now.
+
+Every lookup ends in one of three typed outcomes: Found (an entry, from the cache or just
+fetched), Deferred (the budget or a quota outage said not now), Failed (VirusTotal gave no
+usable answer). A cache hit touches nothing here but the cache read and the hit tally.
+"""
+from __future__ import annotations
+
+import posix      # not os: see codec.py
+import time
+
+from . import state as st
+from .codec import shown
+from .verdict import is_fresh, is_usable, needs_pivot_request
+from .wazuh import EXIT_OK, EXIT_UNDELIVERED, DeliveryError, Target, build_enrichment, encode_message, error_event, send
+
+CONFIG_HINT = "custom-virustotal_ip.json"
+
+
+# --------------------------------------------------------------------------- the time bound
+
+class DeadlineExceeded(BaseException):
+    """Raised by the watchdog timer. A BaseException so that no library swallows it."""
+
+
+class Deadline:
+    """The run's time bound: timeout x (retries + 1) from the start, whatever VirusTotal does."""
+    Exceeded = DeadlineExceeded
+
+    def __init__(self, start: float, seconds: float) -> None:
+        self.at = start + seconds
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def watch(self) -> Watchdog:
+        return Watchdog(self)
+
+
+class Watchdog:
+    """A one-shot timer that interrupts blocking I/O (slow bodies, locks) at the deadline.
+
+    Socket timeouts bound each read, not a body dribbled one byte at a time; this bounds all.
+    """
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+
+    def __enter__(self) -> Watchdog:
+        import signal
+
+        def fire(signum, frame):
+            raise DeadlineExceeded()
+        self._signal = signal
+        self._old = signal.signal(signal.SIGALRM, fire)
+        signal.setitimer(signal.ITIMER_REAL, max(0.01, self.deadline.remaining()))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._signal.setitimer(self._signal.ITIMER_REAL, 0)
+        self._signal.signal(self._signal.SIGALRM, self._old)
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+class Found:
+    __slots__ = ("cached", "entry")
+
+    def __init__(self, entry: dict, cached: bool) -> None:
+        self.entry, self.cached = entry, cached
+
+
+class Deferred:
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+class Failed:
+    """`error` is a virustotal.VTError; `report` says whether to send an error event."""
+    __slots__ = ("error", "report")
+
+    def __init__(self, error, report: bool) -> None:
+        self.error, self.report = error, report
+
+
+class Lookup:
+    """What one run needs to look IPs up and deliver results, passed explicitly."""
+
+    def __init__(self, home: str, cfg, log, state: st.State | None, api_key: str,
+                 timeout: float, retries: int, deadline: Deadline, debug: bool) -> None:
+        self.home, self.cfg, self.log, self.state = home, cfg, log, state
+        self.api_key, self.timeout, self.retries = api_key, timeout, retries
+        self.deadline, self.debug = deadline, debug
+        self._client = None
+        self._breaker = None
+
+    # -- the parts a miss needs, made on first use
+    def client(self):
+        if self._client is None:
+            from .virustotal import VTClient
+            self._client = VTClient(self.cfg.api_url, self.api_key, self.timeout, self.retries,
+                                    self.deadline, self._count_request)
+        return self._client
+
+    def breaker(self):
+        """The quota breaker, or None when there is no state to keep it in."""
+        if self._breaker is None and self.state is not None:
+            from .budget import QuotaBreaker
+            self._breaker = QuotaBreaker(self.state, self.cfg.rate_limit_per_minute, self.cfg.daily_quota,
+                                         self.log)
+        return self._breaker
+
+    def _count_request(self) -> None:
+        if self.state is not None:
+            try:
+                self.state.record_request()
+            except st.Error as exc:
+                self.log.warning(f"cannot record a VT request in the cache ({exc})")
+
+    # -- the lookup
+    def lookup(self, ip: str) -> Found | Deferred | Failed:
+        cfg, now = self.cfg, time.time()
+        entry = self._cached(ip)
+        self.log.debug(f"{ip}: {'cached' if entry is not None else 'not cached'}")
+        if is_usable(entry, cfg, now):
+            self._count("hit")
+            return Found(entry, True)
+        self._count("miss")
+        if not self.api_key:
+            from .virustotal import VTError
+            return Failed(VTError("NoApiKey", "no VirusTotal API key: set api_key in "
+                                  f"{CONFIG_HINT} or <api_key> in ossec.conf"), True)
+        lock = None
+        try:
+            if self.state is not None:
+                try:
+                    with self.deadline.watch():
+                        lock = self.state.lock("lookup")
+                except DeadlineExceeded:
+                    return Deferred("another lookup held the lock for the whole time budget")
+                # another run may have looked it up while we waited for the lock
+                entry = self._cached(ip)
+                if is_usable(entry, cfg, now):
+                    return Found(entry, True)
+            return self._fetch(ip, entry if entry is not None and is_fresh(entry, cfg, now) else None)
+        finally:
+            if lock is not None:
+                posix.close(lock)
+
+    def _blocked(self) -> str | None:
+        breaker = self.breaker()
+        return None if breaker is None else breaker.blocked(time.time())
+
+    def _answered(self) -> None:
+        breaker = self.breaker()
+        if breaker is not None:
+            breaker.answered()
+
+    def _fetch(self, ip: str, entry: dict | None) -> Found | Deferred | Failed:
+        from .virustotal import VTError
+        cfg = self.cfg
+        try:
+            if entry is None:
+                why = self._blocked()
+                if why:
+                    return Deferred(why)
+                facts = self.client().ip_object(ip)
+                self._answered()
+                entry = {"found": facts is not None, "facts": facts, "fetched_at": time.time()}
+                self._store(ip, entry)
+            if needs_pivot_request(entry, cfg, time.time()):
+                why = self._blocked()
+                if why:
+                    return Deferred(why)
+                try:
+                    entry["pivot"] = self.client().communicating_files(ip, cfg.pivot_limit)
+                    self._answered()
+                except VTError as exc:
+                    if exc.quota:
+                        raise
+                    # a failed pivot leaves the verdict as it was (integration.md step 5)
+                    self.log.warning(f"pivot for {ip} failed: {exc.code}: {exc.description}")
+                    entry["pivot_failed"] = True
+                self._store(ip, entry)
+        except VTError as exc:
+            breaker = self.breaker() if exc.quota else None
+            return Failed(exc, True if breaker is None else breaker.tripped(exc.code, time.time()))
+        return Found(entry, False)
+
+    def _cached(self, ip: str) -> dict | None:
+        if self.state is None:
+            return None
+        try:
+            return self.state.get(ip)
+        except (st.Error, ValueError) as exc:
+            self.log.warning(f"cache read failed ({exc}); looking {ip} up")
+            return None
+
+    def _store(self, ip: str, entry: dict) -> None:
+        if self.state is not None:
+            try:
+                self.state.put(ip, entry, self.cfg.cache_max_entries)
+            except st.Error as exc:
+                self.log.warning(f"cache write failed ({exc}); result not cached")
+
+    def _count(self, name: str) -> None:
+        if self.state is not None:
+            try:
+                self.state.count(name)
+            except (st.Error, OSError):
+                pass  # statistics only
+
+    # -- results out
+    def deliver(self, event: dict, source: dict) -> None:
+        raw = encode_message(event, source)
+        if self.debug:
+            print(f"# Request result from VT server: {raw.decode('utf-8', 'replace')}")
+        send(self.home, raw)
+        self.log.debug(f"sent {len(raw)} bytes for alert {shown(source.get('alert_id'))} to analysisd")
+
+    def defer(self, source: dict, why: str) -> bool:
+        if self.state is None:
+            self.log.error(f"cannot defer the lookup of {source['ip']} ({why}): cache unusable")
+            return False
+        try:
+            self.state.defer(source)
+        except st.Error as exc:
+            self.log.error(f"cannot defer the lookup of {source['ip']} ({why}): {exc}")
+            return False
+        self.log.info(f"deferred lookup of {source['ip']} for alert {shown(source['alert_id'])}: {why}")
+        return True
+
+    def flush_pending(self, ip: str, found: Found) -> int:
+        """Send the deferred alerts waiting for this IP; returns how many were sent."""
+        if self.state is None:
+            return 0
+        sent = 0
+        for row_id, source in self.state.pending_for(ip):
+            event = build_enrichment(found.entry, self.cfg, time.time(), source, found.cached)
+            event["deferred"] = True
+            try:
+                self.deliver(event, source)
+            except DeliveryError as exc:
+                self.log.error(f"deferred alerts for {ip} stay queued: {exc}")
+                break
+            self.state.done(row_id)
+            sent += 1
+        if sent:
+            self.log.info(f"sent {sent} deferred enrichment(s) for {ip}")
+        return sent
+
+
+def handle_alert(run: Lookup, target: Target) -> int:
+    """The integratord path: one address in, at most one enrichment or error event out."""
+    log, ip, source = run.log, target.ip, target.source
+    outcome = run.lookup(ip)
+    try:
+        if isinstance(outcome, Found):
+            event = build_enrichment(outcome.entry, run.cfg, time.time(), source, outcome.cached)
+            run.deliver(event, source)
+            log.info(f"{ip}: {event['verdict']} ({','.join(event['reasons'])})"
+                     f"{' from cache' if outcome.cached else ''} for alert {shown(source['alert_id'])}")
+            run.flush_pending(ip, outcome)
+            return EXIT_OK
+        if isinstance(outcome, Deferred):
+            return EXIT_OK if run.defer(source, outcome.why) else EXIT_UNDELIVERED
+        exc = outcome.error
+        log.error(f"{ip}: VirusTotal error {exc.code}: {exc.description}")
+        if exc.transient:
+            run.defer(source, f"after {exc.code}")
+        if outcome.report:
+            run.deliver(error_event(exc.code, exc.description, source), source)
+        return EXIT_OK
+    except DeliveryError as exc:
+        log.error(f"{ip}: {exc}")
+        if isinstance(outcome, Found):
+            run.defer(source, "delivery failed")
+        return EXIT_UNDELIVERED
+
+
+def drain(run: Lookup) -> int:
+    """Look up deferred alerts while budget allows; send them marked deferred."""
+    state = run.state
+    if state is None:
+        return EXIT_UNDELIVERED
+    guard = state.lock("drain", blocking=False)
+    if guard is None:
+        run.log.info("--drain: another drain is running")
+        return EXIT_OK
+    sent = 0
+    try:
+        try:
+            state.prune_counts(st.stats_first_day(time.time()))
+        except (OSError, st.Error) as exc:
+            run.log.warning(f"--drain: cannot prune old hit/miss counts ({exc})")
+        for ip in state.pending_ips():
+            if run.deadline.remaining() < 1:
+                break
+            outcome = run.lookup(ip)
+            if not isinstance(outcome, Found):
+                if isinstance(outcome, Failed):
+                    exc = outcome.error
+                    run.log.warning(f"--drain: {ip}: {exc.code}: {exc.description}")
+                    if exc.quota and outcome.report:
+                        rows = state.pending_for(ip)
+                        if rows:
+                            run.deliver(error_event(exc.code, exc.description, rows[0][1]), rows[0][1])
+                break  # budget, quota or VT trouble: try again next minute
+            sent += run.flush_pending(ip, outcome)
+    except DeliveryError as exc:
+        run.log.error(f"--drain: {exc}")
+        return EXIT_UNDELIVERED
+    finally:
+        posix.close(guard)
+    left = state.pending_summary()[0]
+    run.log.info(f"--drain: sent {sent}, {left} still pending")
+    return EXIT_OK

@@ -1,0 +1,214 @@
+# SPDX-License-Identifier: MIT
+"""The state under <home>/var/virustotal_ip/: every line of SQL the integration runs.
+
+cache.db (SQLite) holds the VirusTotal facts per IP, the request log the budget counts, the
+quota outage, miss counts and the deferred (pending) alerts; hits-YYYY-MM-DD files count
+cache hits; lookup.lock and drain.lock serialise lookups and drains.
+
+Shared by concurrent runs (busy timeout); lookups are serialised by a lock file so that
+two runs for one uncached IP make one request and budgets are counted exactly. The
+journal is the default rollback journal, not WAL: with WAL every run would create -wal
+and -shm files, then checkpoint and delete them as it exits, while a cache hit here only
+reads under a shared lock. Writes happen on misses, which wait on VirusTotal anyway.
+"""
+from __future__ import annotations
+
+import posix      # not os: see codec.py
+import time
+
+try:
+    import _sqlite3 as sqlite3      # what `sqlite3` re-exports, without its date adapters
+except ImportError:                 # (and the `datetime` import they need)
+    import sqlite3
+
+from .codec import json_dumps, json_loads
+
+STATE_DIR = "virustotal_ip"   # in <home>/var
+SCHEMA_VERSION = 2
+PENDING_MAX = 10000           # deferred alerts kept at most (oldest dropped, logged)
+PENDING_LOG_MAX = 8192        # characters of full_log kept with a deferred alert
+PENDING_MAX_AGE = 7 * 86400   # deferred alerts older than this are dropped, logged
+STATS_DAYS = 30               # days of hit/miss counts kept for --status
+Error = sqlite3.Error
+
+
+def stats_first_day(now: float) -> str:
+    """The first UTC day whose hit and miss counts are kept (STATS_DAYS days up to today)."""
+    return time.strftime("%Y-%m-%d", time.gmtime(now - (STATS_DAYS - 1) * 86400))
+
+
+class State:
+    def __init__(self, directory: str, log) -> None:
+        self.dir = directory
+        self.path = f"{directory}/cache.db"
+        self.log = log
+        try:
+            self.db = self._open()
+        except sqlite3.DatabaseError as exc:
+            if "not a database" not in str(exc) and "malformed" not in str(exc):
+                raise
+            log.warning(f"cache {self.path} is corrupt ({exc}); recreating it")
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                try:
+                    posix.unlink(self.path + suffix)
+                except FileNotFoundError:
+                    pass
+            self.db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=2.0, isolation_level=None)
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                # A cache made by version 1 (WAL) can leave WAL only while no other process
+                # has it open: until then, use it as it is.
+                try:
+                    if db.execute("PRAGMA journal_mode=DELETE").fetchone()[0] != "delete":
+                        return db
+                except sqlite3.OperationalError:
+                    return db
+                db.executescript("""
+                    BEGIN;
+                    CREATE TABLE IF NOT EXISTS cache(ip TEXT PRIMARY KEY, entry TEXT NOT NULL,
+                                                     fetched_at REAL NOT NULL);
+                    CREATE INDEX IF NOT EXISTS cache_age ON cache(fetched_at);
+                    CREATE TABLE IF NOT EXISTS requests(ts REAL NOT NULL);
+                    CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value TEXT);
+                    CREATE TABLE IF NOT EXISTS stats(day TEXT, name TEXT, n INTEGER,
+                                                     PRIMARY KEY(day, name));
+                    CREATE TABLE IF NOT EXISTS pending(
+                        id INTEGER PRIMARY KEY, ip TEXT NOT NULL, source TEXT NOT NULL,
+                        queued_at REAL NOT NULL, alert_key TEXT UNIQUE);
+                    PRAGMA user_version = 2;
+                    COMMIT;""")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    # -- cache
+    def get(self, ip: str) -> dict | None:
+        row = self.db.execute("SELECT entry FROM cache WHERE ip = ?", (ip,)).fetchone()
+        return json_loads(row[0]) if row else None
+
+    def put(self, ip: str, entry: dict, max_entries: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO cache(ip, entry, fetched_at) VALUES (?, ?, ?)",
+                        (ip, json_dumps(entry), entry["fetched_at"]))
+        excess = self.db.execute("SELECT COUNT(*) FROM cache").fetchone()[0] - max_entries
+        if excess > 0:
+            self.db.execute("DELETE FROM cache WHERE ip IN "
+                            "(SELECT ip FROM cache ORDER BY fetched_at LIMIT ?)", (excess,))
+
+    def entries(self) -> list:
+        """Every cached entry, decoded (for --status)."""
+        return [json_loads(raw) for (raw,) in self.db.execute("SELECT entry FROM cache")]
+
+    # -- hit and miss counts
+    def count(self, name: str) -> None:
+        """One more "hit" or "miss" today. A hit appends one byte to today's tally file (its
+        size is the count) instead of writing SQLite, which would cost a journal and fsyncs
+        on every alert; misses write SQLite anyway."""
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        if name == "hit":
+            fd = posix.open(f"{self.dir}/hits-{day}", posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT, 0o660)
+            try:
+                posix.write(fd, b".")
+            finally:
+                posix.close(fd)
+            return
+        self.db.execute("INSERT INTO stats(day, name, n) VALUES (?, ?, 1) "
+                        "ON CONFLICT(day, name) DO UPDATE SET n = n + 1", (day, name))
+
+    def _hit_tallies(self) -> dict:
+        """{day: path} of the hit tally files."""
+        return {name[5:]: f"{self.dir}/{name}" for name in posix.listdir(self.dir) if name.startswith("hits-")}
+
+    def counts(self, first_day: str) -> tuple:
+        """({day: hits}, {day: misses}) from first_day (YYYY-MM-DD) on."""
+        hits = {day: posix.stat(path).st_size for day, path in self._hit_tallies().items() if day >= first_day}
+        misses = dict(self.db.execute("SELECT day, n FROM stats WHERE name = 'miss' AND day >= ?",
+                                      (first_day,)).fetchall())
+        return hits, misses
+
+    def prune_counts(self, first_day: str) -> None:
+        """Forget hit and miss counts from before first_day."""
+        self.db.execute("DELETE FROM stats WHERE day < ?", (first_day,))
+        for day, path in self._hit_tallies().items():
+            if day < first_day:
+                posix.unlink(path)
+
+    # -- requests and the quota outage
+    def record_request(self) -> None:
+        now = time.time()
+        self.db.execute("INSERT INTO requests(ts) VALUES (?)", (now,))
+        self.db.execute("DELETE FROM requests WHERE ts < ?", (now - 2 * 86400,))
+
+    def requests_since(self, since: float) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM requests WHERE ts >= ?", (since,)).fetchone()[0]
+
+    def get_state(self, key: str, default: str = "") -> str:
+        row = self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_state(self, **values: object) -> None:
+        for key, value in values.items():
+            self.db.execute("INSERT OR REPLACE INTO state(key, value) VALUES (?, ?)", (key, str(value)))
+
+    # -- pending (deferred) alerts
+    def defer(self, source: dict) -> None:
+        kept = dict(source)
+        kept["full_log"] = kept["full_log"][:PENDING_LOG_MAX]
+        key = f"{source['ip']}|{source['alert_id']}" if source["alert_id"] else None
+        self.db.execute("INSERT OR IGNORE INTO pending(ip, source, queued_at, alert_key) "
+                        "VALUES (?, ?, ?, ?)", (source["ip"], json_dumps(kept), time.time(), key))
+        excess = self.db.execute("SELECT COUNT(*) FROM pending").fetchone()[0] - PENDING_MAX
+        if excess > 0:
+            self.db.execute("DELETE FROM pending WHERE id IN "
+                            "(SELECT id FROM pending ORDER BY id LIMIT ?)", (excess,))
+            self.log.warning(f"pending queue full: dropped the {excess} oldest deferred alert(s)")
+
+    def pending_for(self, ip: str) -> list:
+        rows = self.db.execute("SELECT id, source FROM pending WHERE ip = ? ORDER BY id", (ip,))
+        return [(row_id, json_loads(src)) for row_id, src in rows.fetchall()]
+
+    def pending_ips(self) -> list:
+        cutoff = time.time() - PENDING_MAX_AGE
+        dropped = self.db.execute("DELETE FROM pending WHERE queued_at < ?", (cutoff,)).rowcount
+        if dropped:
+            self.log.warning(f"dropped {dropped} deferred alert(s) older than {PENDING_MAX_AGE // 86400} days")
+        rows = self.db.execute("SELECT ip, MIN(id) AS first FROM pending GROUP BY ip ORDER BY first")
+        return [ip for ip, _first in rows.fetchall()]
+
+    def pending_summary(self) -> tuple:
+        """(deferred alerts, queued_at of the oldest or None)."""
+        return tuple(self.db.execute("SELECT COUNT(*), MIN(queued_at) FROM pending").fetchone())
+
+    def done(self, row_id: int) -> None:
+        self.db.execute("DELETE FROM pending WHERE id = ?", (row_id,))
+
+    def lock(self, name: str, blocking: bool = True):
+        """An exclusive flock on <state>/<name>.lock; the file descriptor, or None if busy."""
+        import fcntl
+        fd = posix.open(f"{self.dir}/{name}.lock", posix.O_RDWR | posix.O_CREAT, 0o660)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            posix.close(fd)
+            return None
+        except BaseException:
+            posix.close(fd)
+            raise
+        return fd
+
+
+def open_state(home: str, log) -> State | None:
+    """The state, or None (run uncached) when it cannot be used; never fatal."""
+    directory = f"{home}/var/{STATE_DIR}"
+    try:
+        try:
+            posix.mkdir(directory, 0o770)
+        except FileExistsError:
+            pass
+        return State(directory, log)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning(f"cache unusable in {directory} ({exc}); running uncached")
+        return None

@@ -1,0 +1,417 @@
+# SPDX-License-Identifier: MIT
+"""The Wazuh edge: what integratord hands the script, and what goes back to Wazuh.
+
+In: integratord's argv (4.3 to 4.14) and the alert file, untrusted, and in it the source
+address, attacker-controlled. Out: one datagram on <home>/queue/sockets/queue,
+`1:<location>:<json>`, which analysisd decodes with its JSON decoder and our rules match
+(`data.virustotal_ip.*`), and lines in <home>/logs/integrations.log. See the Wazuh contract.
+"""
+from __future__ import annotations
+
+import _socket
+import posix      # not os: see codec.py
+import sys
+import time
+
+from .codec import clean_text, dig, iso_utc, json_dumps, json_loads, shown, text_at
+from .verdict import evaluate
+
+INTEGRATION = "virustotal_ip"
+PERMALINK = "https://www.virustotal.com/gui/ip-address/"
+MAX_DATAGRAM = 65535          # analysisd reads at most this many bytes per datagram
+MAX_ALERT_BYTES = 32 << 20    # larger alert files are refused, not parsed
+DEFAULT_TIMEOUT = 10          # integratord's defaults, used when argv has none
+DEFAULT_RETRIES = 3
+
+# Exit statuses: integratord logs any non-zero one to ossec.log (the README's table says when).
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNDELIVERED = 3
+
+
+SCRIPT_NAME = "custom-virustotal_ip"
+
+
+class InputError(Exception):
+    """The command line or the alert file cannot be used (exit 2)."""
+
+
+class DeliveryError(Exception):
+    """analysisd's queue socket did not take the message (exit 3)."""
+
+
+# --------------------------------------------------------------------------- integrations.log
+
+class Log:
+    """Lines appended to <home>/logs/integrations.log.
+
+    Not the `logging` package: importing it costs about a fifth of interpreter start-up,
+    paid on every alert. Messages never contain the API key; attacker-controlled values
+    are passed through codec.shown() first.
+    """
+
+    def __init__(self, path: str, debug: bool = False, echo: bool = False) -> None:
+        self.path = path
+        self.debug_enabled = debug
+        self.echo = echo            # analyst commands also print warnings to stderr
+        self._failed = False
+
+    def _write(self, level: str, msg: str) -> None:
+        line = f"{time.strftime('%Y/%m/%d %H:%M:%S')} {SCRIPT_NAME}[{posix.getpid()}]: {level}: {msg}\n"
+        if self.echo and level != "DEBUG":
+            sys.stderr.write(f"{level}: {msg}\n")
+        try:
+            fd = posix.open(self.path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT, 0o660)
+            try:
+                posix.write(fd, line.encode("utf-8", "replace"))
+            finally:
+                posix.close(fd)
+        except OSError as exc:
+            if not self._failed and not self.echo:
+                self._failed = True
+                sys.stderr.write(f"{SCRIPT_NAME}: cannot write {self.path}: {exc.strerror}\n")
+                sys.stderr.write(line)
+
+    def debug(self, msg: str) -> None:
+        if self.debug_enabled:
+            self._write("DEBUG", msg)
+
+    def info(self, msg: str) -> None:
+        self._write("INFO", msg)
+
+    def warning(self, msg: str) -> None:
+        self._write("WARNING", msg)
+
+    def error(self, msg: str) -> None:
+        self._write("ERROR", msg)
+
+
+def integrations_log(home: str, debug: bool = False, echo: bool = False) -> Log:
+    return Log(f"{home}/logs/integrations.log", debug, echo)
+
+
+# --------------------------------------------------------------------------- the source address
+# An address is its packed form: 4 bytes (IPv4) or 16 (IPv6). Only ip_text() of it is used in
+# requests, events and logs, so nothing of the original text reaches VirusTotal or Wazuh.
+# Parsed by inet_pton, not the `ipaddress` module (an import on every alert, and a library
+# whose idea of "global" changes between Python versions).
+
+IPV4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"      # ::ffff:0:0/96
+
+# IANA special-purpose ranges that are never looked up (explicit, so no Python version or
+# library decides what "global" means).
+NON_GLOBAL_NETS = (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+    "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+    "::/128", "::1/128", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32",
+    "2002::/16", "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+)
+
+
+def _pton(text: str) -> bytes | None:
+    """inet_pton accepts only a bare address: no zone id, port, path, query, leading zeros,
+    or anything around it."""
+    for family in (_socket.AF_INET, _socket.AF_INET6):
+        try:
+            return _socket.inet_pton(family, text)
+        except (OSError, ValueError):     # ValueError: an embedded NUL
+            continue
+    return None
+
+
+def parse_ip(text: object) -> bytes | None:
+    """The packed address in untrusted text, or None; IPv4-mapped IPv6 becomes IPv4."""
+    if not isinstance(text, str) or len(text) > 64:
+        return None
+    packed = _pton(text.strip())
+    if packed is not None and packed[:12] == IPV4_MAPPED_PREFIX:
+        packed = packed[12:]
+    return packed
+
+
+def ip_text(packed: bytes) -> str:
+    """The canonical text: dotted quad, or RFC 5952 IPv6 (lower case, longest zero run as ::)."""
+    if len(packed) == 4:
+        return ".".join(str(b) for b in packed)
+    groups = [int.from_bytes(packed[i:i + 2], "big") for i in range(0, 16, 2)]
+    start, length = -1, 1                    # a single zero group is never compressed
+    i = 0
+    while i < 8:
+        j = i
+        while j < 8 and groups[j] == 0:
+            j += 1
+        if j - i > length:
+            start, length = i, j - i
+        i = j + 1
+    hexes = [f"{g:x}" for g in groups]
+    if start < 0:
+        return ":".join(hexes)
+    return ":".join(hexes[:start]) + "::" + ":".join(hexes[start + length:])
+
+
+def parse_network(text: object) -> tuple | None:
+    """(packed address, prefix length) for CIDR text like 192.0.2.0/24 or 2001:db8::/32
+    (host bits allowed); a bare address is a /32 or /128. None when invalid."""
+    if not isinstance(text, str):
+        return None
+    addr, slash, prefix = text.partition("/")
+    packed = _pton(addr) if len(addr) <= 64 else None
+    if packed is None:
+        return None
+    bits = 8 * len(packed)
+    if not slash:
+        return packed, bits
+    if not (prefix.isdigit() and prefix.isascii() and len(prefix) <= 3 and int(prefix) <= bits):
+        return None
+    return packed, int(prefix)
+
+
+def in_network(packed: bytes, network: tuple) -> bool:
+    net, prefix = network
+    if len(packed) != len(net):
+        return False
+    shift = 8 * len(packed) - prefix
+    return int.from_bytes(packed, "big") >> shift == int.from_bytes(net, "big") >> shift
+
+
+def skip_reason(ip: bytes, skip_non_global: bool, allowlist: tuple) -> str | None:
+    """Why this address is never looked up (private, reserved, allowlisted), or None."""
+    if skip_non_global and any(in_network(ip, parse_network(n)) for n in NON_GLOBAL_NETS):
+        return "not a global address"
+    if any(in_network(ip, net) for net in allowlist):
+        return "allowlisted"
+    return None
+
+
+# --------------------------------------------------------------------------- in: argv and alert
+
+def parse_integratord_argv(args: list) -> dict:
+    """integratord's argv, 4.3 to 4.14 (contract section 1), read defensively:
+    ALERT_FILE API_KEY HOOK_URL [debug] [OPTIONS_FILE] [TIMEOUT] [RETRIES] ["> /dev/null 2>&1"]."""
+    if not args:
+        raise InputError("usage: custom-virustotal_ip ALERT_FILE API_KEY HOOK_URL [debug] ...")
+    rest = args[2:]
+    api_key = args[1] if len(args) > 1 else ""
+    if api_key.startswith("api_key:"):
+        api_key = api_key[len("api_key:"):]
+    options = args[4] if len(args) > 4 and args[4].endswith(".options") else None
+    if options is None:
+        options = next((a for a in rest if a.endswith(".options")), None)
+    numbers = [int(a) for a in rest if a.isascii() and a.isdigit() and len(a) < 6]
+    return {
+        "alert": args[0],
+        "api_key": api_key.strip(),
+        "debug": "debug" in rest,
+        "options": options,
+        "timeout": min(max(numbers[0], 1), 300) if numbers else DEFAULT_TIMEOUT,
+        "retries": min(numbers[1], 10) if len(numbers) > 1 else DEFAULT_RETRIES,
+    }
+
+
+def read_alert(path: str) -> dict:
+    """The alert integratord wrote (one JSON object on one line)."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_ALERT_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read alert file {shown(path)}: {exc.strerror}") from None
+    if len(raw) > MAX_ALERT_BYTES:
+        raise InputError(f"alert file {shown(path)} is larger than {MAX_ALERT_BYTES} bytes")
+    if not raw.strip():
+        raise InputError(f"alert file {shown(path)} is empty")
+    try:
+        alert = json_loads(raw.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        raise InputError(f"alert file {shown(path)} is not JSON "
+                         "(the <integration> block needs <alert_format>json</alert_format>)") from None
+    if not isinstance(alert, dict):
+        raise InputError(f"alert file {shown(path)} holds JSON that is not an object")
+    return alert
+
+
+def is_own_enrichment(alert: dict) -> bool:
+    """The loop guard: the alert is one of our own enrichments coming back."""
+    location = alert.get("location")
+    groups = dig(alert, "rule.groups")
+    return (dig(alert, "data.integration") == INTEGRATION
+            or (isinstance(location, str) and (location == INTEGRATION
+                                               or location.endswith("->" + INTEGRATION)))
+            or (isinstance(groups, list) and "vt_ip" in groups))
+
+
+def select_ip(alert: dict, fields: tuple) -> tuple:
+    """(packed ip, field) for the first configured field holding a valid IP; (None, None) if none."""
+    for path in fields:
+        ip = parse_ip(dig(alert, path))
+        if ip is not None:
+            return ip, path
+    return None, None
+
+
+class Target:
+    """The address an alert asks about, and what a result needs from the alert."""
+    __slots__ = ("field", "ip", "source")
+
+    def __init__(self, ip: str, field: str, source: dict) -> None:
+        self.ip, self.field, self.source = ip, field, source
+
+
+class NoLookup:
+    """Why an alert is not looked up (by design: exit 0, nothing sent)."""
+    __slots__ = ("message", "warning")
+
+    def __init__(self, message: str, warning: bool = False) -> None:
+        self.message, self.warning = message, warning
+
+
+def alert_source(alert: dict, ip: str) -> dict:
+    """What a result needs from its alert: ids, agent and the original log line."""
+    full_log = alert.get("full_log")
+    return {
+        "alert_id": text_at(alert, "id", 64),
+        "rule": text_at(alert, "rule.id", 16),
+        "ip": ip,
+        "agent_id": text_at(alert, "agent.id", 16),
+        "agent_name": text_at(alert, "agent.name", 128),
+        "agent_ip": text_at(alert, "agent.ip", 64),
+        "full_log": full_log if isinstance(full_log, str) else "",
+    }
+
+
+def target_of(alert: dict, cfg) -> Target | NoLookup:
+    """The address to look up for this alert, or why there is none (pure)."""
+    alert_id = shown(alert.get("id"))
+    if is_own_enrichment(alert):
+        # Harmless here, but it means the <integration> trigger matches our own rules.
+        return NoLookup(f"alert {alert_id} is our own enrichment (loop guard); nothing sent. "
+                        "The <integration> filter must not match groups virustotal/vt_ip or our rule ids", True)
+    packed, field = select_ip(alert, cfg.ip_fields)
+    if packed is None:
+        return NoLookup(f"alert {alert_id}: no valid IP in {', '.join(cfg.ip_fields)}; nothing sent")
+    ip = ip_text(packed)
+    why = skip_reason(packed, cfg.skip_non_global, cfg.allowlist)
+    if why:
+        return NoLookup(f"alert {alert_id}: {field} {ip} is {why}; not looked up")
+    return Target(ip, field, alert_source(alert, ip))
+
+
+# --------------------------------------------------------------------------- out: the events
+
+def line_value(value: object) -> str:
+    """A verdict_line value: no quotes, backslashes, spaces in tags, or control characters."""
+    return "".join(ch for ch in str(value) if ch >= " " and ch not in "\"\\\x7f")
+
+
+def build_enrichment(entry: dict, cfg, now: float, source: dict, cached: bool) -> dict:
+    """The `virustotal_ip` object sent to Wazuh (seed shape plus reasons/cached)."""
+    ip = source["ip"]
+    src = {"alert_id": source["alert_id"], "rule": source["rule"], "ip": ip}
+    result = evaluate(entry, cfg, now)
+    if not entry["found"]:
+        return {"found": 0, "verdict": "unknown", "source": src, "permalink": PERMALINK + ip,
+                "verdict_line": f"vt_ip verdict=unknown ip={ip} found=0",
+                "reasons": result.reasons, "cached": cached}
+    facts = entry["facts"]
+    engine_counts = {"malicious": 0, "suspicious": 0}
+    for category in facts["engines"].values():
+        engine_counts[category] += 1
+    weighted = round(result.weighted, 2)
+    age = None if result.age_days is None else round(result.age_days, 1)
+    tags = facts["tags"]
+    as_owner = facts["as_owner"]
+    tags_text = ",".join(line_value(t).replace(",", "").replace(" ", "_") for t in tags) or "-"
+    verdict_line = (f"vt_ip verdict={result.verdict} ip={ip} mal={facts['malicious']} "
+                    f"sus={facts['suspicious']} wmal={weighted} rep={facts['reputation']} "
+                    f"age_days={'-' if age is None else age} tags={tags_text} "
+                    f"as_owner=\"{line_value(as_owner)}\"")
+    return {
+        "found": 1,
+        "verdict": result.verdict,
+        "source": src,
+        "counts": {"malicious": facts["malicious"], "suspicious": facts["suspicious"]},
+        "engine_counts": engine_counts,
+        "weighted_malicious": weighted,
+        "reputation": facts["reputation"],
+        "tags": list(tags),
+        "age_days": age,
+        "last_analysis_date": iso_utc(facts["last_analysis_date"]),
+        "country": facts["country"],
+        "as_owner": as_owner,
+        "network": facts["network"],
+        "permalink": PERMALINK + ip,
+        "pivot": result.pivot,
+        "verdict_line": verdict_line,
+        "reasons": result.reasons,
+        "cached": cached,
+    }
+
+
+def error_event(code: str, description: str, source: dict) -> dict:
+    return {"error": clean_text(code, 64), "description": clean_text(description, 512),
+            "source": {"alert_id": source["alert_id"], "rule": source["rule"], "ip": source["ip"]}}
+
+
+# --------------------------------------------------------------------------- out: delivery
+
+def location_for(source: dict) -> str:
+    """`virustotal_ip` for the manager; the agent-routed form otherwise (contract section 3)."""
+    agent_id = source["agent_id"]
+    if not agent_id or agent_id == "000":
+        return INTEGRATION
+
+    def esc(text: str) -> str:
+        return text.replace("|", "||").replace(":", "|:")
+    return (f"[{esc(agent_id)}] ({esc(source['agent_name'])}) "
+            f"{esc(source['agent_ip'] or 'any')}->{INTEGRATION}")
+
+
+def encode_message(event: dict, source: dict) -> bytes:
+    """`1:<location>:<json>` below 65535 bytes, shortening original_full_log as needed."""
+    prefix = f"1:{location_for(source)}:".encode()
+    message = {"virustotal_ip": event, "integration": INTEGRATION}
+    if "error" not in event:
+        message["original_full_log"] = source["full_log"][:MAX_DATAGRAM]
+        # Top-level srcip is what Wazuh's JSON decoder maps to the alert's srcip (data.srcip),
+        # the field Active Response programs (firewall-drop, host-deny) block. Verdicts only:
+        # an error event names no address to act on.
+        message["srcip"] = source["ip"]
+    raw = prefix + json_dumps(message).encode()
+    if len(raw) < MAX_DATAGRAM:
+        return raw
+    full_log, marker = message["original_full_log"], " [truncated]"
+    message["original_full_log"] = ""
+    room = MAX_DATAGRAM - 1 - len(prefix + json_dumps(message).encode()) - len(marker)
+    # Escapes make a character cost 1 to 6 bytes: find the longest prefix that fits.
+    lo, hi = 0, len(full_log)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(json_dumps(full_log[:mid]).encode()) - 2 <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    message["original_full_log"] = full_log[:lo] + marker if room > 0 else ""
+    raw = prefix + json_dumps(message).encode()
+    if len(raw) >= MAX_DATAGRAM:
+        raise DeliveryError("message too large even without original_full_log")
+    return raw
+
+
+def send(home: str, raw: bytes) -> None:
+    """One datagram to analysisd's queue socket."""
+    path = f"{home}/queue/sockets/queue"
+    try:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+        try:
+            sock.connect(path)
+            sock.send(raw)
+        finally:
+            sock.close()
+    except FileNotFoundError:
+        raise DeliveryError(f"queue socket {path} is missing (is wazuh-analysisd running?)") from None
+    except ConnectionRefusedError:
+        raise DeliveryError(f"queue socket {path} refused the message (wazuh-analysisd is down)") from None
+    except OSError as exc:
+        raise DeliveryError(f"cannot send to {path}: {exc.strerror or exc}") from None
+
