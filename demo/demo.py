@@ -119,7 +119,7 @@ def start_vt_standin() -> None:
 def deploy(real_key: str) -> None:
     BUILD.mkdir(parents=True, exist_ok=True)
     inventory = BUILD / "inventory.yml"
-    template = (REPO / "templates" / "demo_inventory.yml").read_text()
+    template = (REPO / "demo" / "inventory.template.yml").read_text()
     inventory.write_text(template.format(
         container=CONTAINER, per_minute=4 if real_key else 0, per_day=500 if real_key else 0,
         api_url="https://www.virustotal.com/api/v3" if real_key else "http://127.0.0.1:8090/api/v3"))
