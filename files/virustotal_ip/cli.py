@@ -18,8 +18,6 @@ import time
 
 from . import settings
 from .codec import shown
-from .lookup import Deadline, DeadlineExceeded, Lookup, handle_alert
-from .state import open_state
 from .wazuh import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
@@ -59,9 +57,13 @@ def run_integratord(args: list, home: str, started: float) -> int:
                   f"{shown(opts['options'] or None)}, timeout {opts['timeout']} s, retries {opts['retries']}")
     cfg = settings.load(home, opts["options"], log)
     target = target_of(alert, cfg)
-    if isinstance(target, NoLookup):             # the state is never opened for these
+    if isinstance(target, NoLookup):
+        # Nothing more is loaded or opened for these (no SQLite): most alerts of a noisy
+        # trigger carry a private or allowlisted address.
         (log.warning if target.warning else log.info)(target.message)
         return EXIT_OK
+    from .lookup import Deadline, Lookup, handle_alert
+    from .state import open_state
     run = Lookup(home, cfg, log, open_state(home, log), opts["api_key"] or cfg.api_key, opts["timeout"],
                  opts["retries"], Deadline(started, opts["timeout"] * (opts["retries"] + 1)), opts["debug"])
     return handle_alert(run, target)
@@ -79,9 +81,6 @@ def main(argv: list) -> int:
     except KeyboardInterrupt:
         integrations_log(home).error("interrupted (SIGINT); stopped")
         return EXIT_INTERNAL
-    except DeadlineExceeded:
-        integrations_log(home).error("the run's time bound (timeout x (retries + 1)) was reached; stopped")
-        return EXIT_INTERNAL
     except Exception as exc:  # the last line of defence: one log line, never a traceback
         where = exc.__traceback__
         while where is not None and where.tb_next is not None:
@@ -89,6 +88,12 @@ def main(argv: list) -> int:
         place = (f"{where.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]} line {where.tb_lineno}"
                  if where is not None else "unknown place")
         integrations_log(home).error(f"internal error {type(exc).__name__} at {place}: {shown(str(exc), 200)}")
+        return EXIT_INTERNAL
+    except BaseException as exc:
+        from .lookup import DeadlineExceeded      # the watchdog only a lookup arms
+        if not isinstance(exc, DeadlineExceeded):
+            raise                                 # SystemExit: argparse's usage errors and --help
+        integrations_log(home).error("the run's time bound (timeout x (retries + 1)) was reached; stopped")
         return EXIT_INTERNAL
 
 
