@@ -8,7 +8,7 @@ WAZUH_VERSION ?= 4.14.7
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: help venv lint pytest test bench demo wazuh-image molecule demo-clean clean
+.PHONY: help venv lint pytest test bench demo wazuh-image molecule demo-clean clean settings
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ pytest: $(STAMP) ## pytest: the integration (under every Python found), the role
 	$(BIN)/python -m pytest
 
 test: lint pytest ## every test
+
+settings: $(STAMP) ## write the role's defaults, specs, ranges and the docs' tables from files/virustotal_ip/settings.py
+	$(BIN)/python tests/generate_settings.py
 
 bench: $(STAMP) ## benchmarks: cache-hit cost, request storm, time bound (prints ratios)
 	$(BIN)/python bench/run.py

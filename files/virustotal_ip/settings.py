@@ -28,22 +28,25 @@ class Setting:
 
 SCHEMA = (
     Setting("api_key", "secret", "",
-            "VirusTotal API key, used when ossec.conf gives none (the role writes it here, never in argv)."),
+            "VirusTotal API key (required). Keep it in ansible-vault: the role writes it only to "
+            "etc/custom-virustotal_ip.json (root:wazuh 0640), never to ossec.conf, argv or its output."),
     Setting("api_url", "url", "https://www.virustotal.com/api/v3",
             "VirusTotal API base URL (a proxy, or a local server in tests)."),
     Setting("mal_strong_min", "int", 3, "Malicious outright at this many malicious engines or more.", 1, 1000),
     Setting("rep_bad_lt", "int", 0, "A reputation below this is bad.", -10**6, 10**6),
     Setting("weight_mal_strong", "number", 3.0,
-            "Weighted engine score (1 per malicious, 0.5 per suspicious engine) that makes an IP malicious.",
+            "Weighted engine score that makes an IP malicious. The score counts 1 per malicious and 0.5 per "
+            "suspicious engine, times that engine's weight.",
             0, 10**6),
     Setting("weight_mal_sus", "number", 1.5, "Weighted engine score that lifts unknown to suspicious.", 0, 10**6),
     Setting("stale_weak_days", "int", 90,
-            "A weak hit (at most 1 malicious engine, reputation not bad) older than this many days is downgraded.",
+            "Days after which a weak hit is downgraded to unknown. Weak: at most 1 malicious engine and a "
+            "reputation that is not bad.",
             0, 36500),
     Setting("risk_tags", "strings", ["tor", "vpn", "proxy", "anonymizer", "anonymous"],
             "VirusTotal tags that keep an IP with any engine hit at least suspicious (case-insensitive)."),
     Setting("engine_weights", "weights", {},
-            "Per-engine multiplier (>= 0) of that engine's points, e.g. `{Kaspersky: 1.5}` (case-insensitive)."),
+            "Per-engine multiplier (>= 0) of that engine's points, like `{Kaspersky: 1.5}` (case-insensitive)."),
     Setting("pivot_enabled", "bool", True,
             "Look at the files that communicate with a borderline IP (one more request)."),
     Setting("pivot_limit", "int", 10, "Communicating files fetched.", 1, 40),
@@ -133,12 +136,17 @@ KINDS = {
 }
 
 
+def number_text(value: float | None) -> str:
+    """1000000, not 1e+06; 0.5 as 0.5."""
+    return "" if value is None else str(int(value)) if float(value).is_integer() else str(value)
+
+
 def expected(s: Setting) -> str:
     """What a value of this setting must be, in words."""
     text = KINDS[s.kind][1]
     if s.low is not None and s.low < 0:
         text = text.replace("{low}-{high}", "from {low} to {high}")
-    return text.format(low=f"{s.low:g}" if s.low is not None else "", high=f"{s.high:g}" if s.high is not None else "")
+    return text.format(low=number_text(s.low), high=number_text(s.high))
 
 
 class Settings:
