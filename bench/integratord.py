@@ -12,9 +12,11 @@ through analysisd and integratord, with no `docker exec` in it.
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
+from harness import REPO
 from manager_harness import OSSEC, Manager, manager_image
 
 KEY = "bench-key"
@@ -73,12 +75,14 @@ def noop_arm(image: str, count: int) -> float:
         m.stop()
 
 
-def virustotal_ip_arm(image: str, count: int) -> float:
+def virustotal_ip_arm(image: str, count: int, files_dir: str | None = None) -> float:
+    """Ours deployed by site.yml; `files_dir` deploys another version's files with today's role."""
     m = Manager(image)
     try:
         m.start_vt_server(KEY)
         with tempfile.TemporaryDirectory() as tmp:
-            r = m.site(Path(tmp), api_key=KEY, virustotal_ip_api_url="http://127.0.0.1:8090/api/v3")
+            extra = {"virustotal_ip_files_dir": files_dir} if files_dir else {}
+            r = m.site(Path(tmp), api_key=KEY, virustotal_ip_api_url="http://127.0.0.1:8090/api/v3", **extra)
             assert r.returncode == 0, r.stdout[-3000:]
         add_integration(m, "custom-bench-done", SENTINEL, "<rule_id>5760</rule_id>")   # after ours
         restart(m)
@@ -89,8 +93,25 @@ def virustotal_ip_arm(image: str, count: int) -> float:
         m.stop()
 
 
-def bench_integratord(count: int) -> list:
-    """[(arm, alerts, seconds)] for the no-op integration and ours."""
+def files_before(files_at, baseline: str, into: Path) -> str | None:
+    """The baseline's files/, plus today's package beside them: today's role checks it is there,
+    and the baseline's wrapper never imports it (it runs its single-file script)."""
+    old = files_at(baseline, into)
+    if old is None:
+        return None
+    if not (old / "virustotal_ip").is_dir():
+        shutil.copytree(REPO / "files" / "virustotal_ip", old / "virustotal_ip",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return str(old)
+
+
+def bench_integratord(count: int, files_at=None, baseline: str = "") -> list:
+    """[(arm, alerts, seconds)] for the no-op integration, ours, and ours at `baseline`."""
     image = manager_image("wazuh-src", "the integratord benchmark")
-    return [("no-op custom integration (sh: exit 0)", count, noop_arm(image, count)),
+    rows = [("no-op custom integration (sh: exit 0)", count, noop_arm(image, count)),
             ("custom-virustotal_ip, cache hits", count, virustotal_ip_arm(image, count))]
+    with tempfile.TemporaryDirectory() as tmp:
+        old = files_before(files_at, baseline, Path(tmp)) if files_at else None
+        if old is not None:
+            rows.append((f"the same at {baseline[:10]} (before)", count, virustotal_ip_arm(image, count, old)))
+    return rows

@@ -15,7 +15,8 @@
    local VT v3 server.
 3. VT not answering at all: run time vs the bound timeout x (retries + 1) + 2 s.
 4. Through Wazuh's own daemons (bench/integratord.py): alerts per second integratord gets
-   through with our script on cache hits vs a no-op custom integration.
+   through with our script on cache hits vs a no-op custom integration, and vs the
+   --baseline version deployed by the same role.
 
 Nothing here asserts a speed; it prints what it measured. Run: make bench
 """
@@ -115,8 +116,8 @@ def bench_cache_hit(runs: int, baseline: str) -> list:
                 "cache-hit alert (.py as a plain script)": [fw_python,
                                                             str(home.root / "integrations/custom-virustotal_ip.py"),
                                                             *args],
-                "floor: -I -S, import os,_json,_sqlite3,_socket": [fw_python, "-I", "-S", "-c",
-                                                                    "import os, _json, _sqlite3, _socket"],
+                "floor: -I -S, import _json,_sqlite3,_socket": [fw_python, "-I", "-S", "-c",
+                                                                    "import _json, _sqlite3, _socket"],
             }
             if old is not None:
                 arms[f"before: {baseline[:10]} (wrapper, as integratord)"] = [
@@ -224,11 +225,13 @@ def main() -> int:
         print(f"\n4. Through Wazuh's own analysisd + integratord (localhost/wazuh-manager-src): {ns.integratord} "
               "sshd logins per arm")
         print(f"   {'arm':<40} {'alerts':>6} {'s':>7} {'alerts/s':>9}")
-        rows = bench_integratord(ns.integratord)
+        rows = bench_integratord(ns.integratord, files_at, ns.baseline)
         for arm, alerts, seconds in rows:
             print(f"   {arm:<40} {alerts:>6} {seconds:7.2f} {alerts / seconds:9.1f}")
-        (_, _, noop_s), (_, _, ours_s) = rows
+        (_, _, noop_s), (_, _, ours_s), *before = rows
         print(f"   ratio ours / no-op: alerts per second {noop_s / ours_s:.2f}")
+        if before:
+            print(f"   ratio now / before: alerts per second {before[0][2] / ours_s:.2f}")
     return 0
 
 
