@@ -13,10 +13,9 @@ import time
 
 from . import state as st
 from .codec import shown
+from .settings import CONFIG_FILE
 from .verdict import is_fresh, is_usable, needs_pivot_request
 from .wazuh import EXIT_OK, EXIT_UNDELIVERED, DeliveryError, Target, build_enrichment, encode_message, error_event, send
-
-CONFIG_HINT = "custom-virustotal_ip.json"
 
 
 # --------------------------------------------------------------------------- the time bound
@@ -65,8 +64,8 @@ class Watchdog:
 
 # --------------------------------------------------------------------------- outcomes
 
-
 class Found:
+    """VirusTotal's facts for the IP: from the cache (`cached`), or just fetched and stored."""
     __slots__ = ("cached", "entry")
 
     def __init__(self, entry: dict, cached: bool) -> None:
@@ -74,6 +73,7 @@ class Found:
 
 
 class Deferred:
+    """Not asked now (budget, quota outage, a lookup holding the lock): the alert waits for --drain."""
     __slots__ = ("why",)
 
     def __init__(self, why: str) -> None:
@@ -134,7 +134,7 @@ class Lookup:
         if not self.api_key:
             from .virustotal import VTError
             return Failed(VTError("NoApiKey", "no VirusTotal API key: set api_key in "
-                                  f"{CONFIG_HINT} or <api_key> in ossec.conf"), True)
+                                  f"{CONFIG_FILE} or <api_key> in ossec.conf"), True)
         lock = None
         try:
             if self.state is not None:

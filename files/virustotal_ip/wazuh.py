@@ -252,10 +252,10 @@ def select_ip(alert: dict, fields: tuple) -> tuple:
 
 class Target:
     """The address an alert asks about, and what a result needs from the alert."""
-    __slots__ = ("field", "ip", "source")
+    __slots__ = ("ip", "source")
 
-    def __init__(self, ip: str, field: str, source: dict) -> None:
-        self.ip, self.field, self.source = ip, field, source
+    def __init__(self, ip: str, source: dict) -> None:
+        self.ip, self.source = ip, source
 
 
 class NoLookup:
@@ -294,7 +294,7 @@ def target_of(alert: dict, cfg) -> Target | NoLookup:
     why = skip_reason(packed, cfg.skip_non_global, cfg.allowlist)
     if why:
         return NoLookup(f"alert {alert_id}: {field} {ip} is {why}; not looked up")
-    return Target(ip, field, alert_source(alert, ip))
+    return Target(ip, alert_source(alert, ip))
 
 
 # --------------------------------------------------------------------------- out: the events

@@ -158,5 +158,6 @@ def test_the_drain_schedule_is_part_of_the_change_and_rolled_back_with_it(tmp_pa
         assert m.sh("ls -A /etc/cron.d").stdout == cron_d               # and is gone, with no backup
         assert m.read(f"{OSSEC}/etc/ossec.conf") == conf
         assert m.exec("test", "-e", f"{OSSEC}/integrations/custom-virustotal_ip.py").returncode != 0
+        assert m.exec("test", "-e", f"{OSSEC}/integrations/virustotal_ip").returncode != 0    # the package too
     finally:
         m.stop()
