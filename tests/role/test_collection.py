@@ -50,9 +50,11 @@ def test_the_tarball_holds_the_role_its_files_and_playbooks_and_no_local_state(i
     for wanted in ("MANIFEST.json", "meta/runtime.yml", "LICENSE", "CHANGELOG.md",
                    "roles/virustotal_ip/tasks/main.yml", "files/custom-virustotal_ip.py", "files/custom-virustotal_ip",
                    "files/virustotal_ip/cli.py", "files/virustotal_ip/verdict.py",
-                   "playbooks/site.yml", "playbooks/check_ip.yml", "playbooks/uninstall.yml"):
+                   "playbooks/site.yml", "playbooks/check_ip.yml", "playbooks/uninstall.yml",
+                   "plugins/filter/ossec_conf.py"):
         assert wanted in names, wanted
-    assert not [n for n in names if n.split("/")[0] in (".venv", "build", ".git", ".pytest_cache", ".ruff_cache")
+    assert not [n for n in names if n.split("/")[0] in (".venv", "build", ".git", ".pytest_cache", ".ruff_cache",
+                                                         ".collections")
                 or "__pycache__" in n or n.startswith(".venv-")]
 
 

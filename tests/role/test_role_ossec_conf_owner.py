@@ -102,10 +102,11 @@ def test_false_refuses_a_second_declaration_beside_the_roles_earlier_block(manag
     r = manager.site(tmp_path)                                              # the role's own block first
     assert r.returncode == 0, r.stdout[-3000:]
     conf = manager.read(CONF)
-    head, _, _ = conf.rpartition("<!-- BEGIN custom-virustotal_ip")
-    manager.put(CONF, conf.replace(head, head + rendered({"name": "custom-virustotal_ip", "rule_id": "5715",
-                                                          "alert_format": "json"}) + "\n", 1),
-                mode="0660", owner="root:wazuh")
+    head, _, block = conf.rpartition("<!-- BEGIN custom-virustotal_ip")
+    head, end, tail = head.rpartition("</ossec_config>")             # inside the last block before ours
+    entry = rendered({"name": "custom-virustotal_ip", "rule_id": "5715", "alert_format": "json"})
+    manager.put(CONF, f"{head}{entry}\n{end}{tail}<!-- BEGIN custom-virustotal_ip{block}", mode="0660",
+                owner="root:wazuh")
     conf = manager.read(CONF)
     r = manager.site(tmp_path, *FALSE)
     out = " ".join(r.stdout.split())

@@ -26,7 +26,8 @@ def apply_role(tmp_path: Path, overrides: dict) -> subprocess.CompletedProcess:
                                      "gather_facts": False,
                                      "roles": [{"role": "virustotal_ip", "vars": variables}]}]))
     bindir = Path(sys.executable).parent
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_FORCE_COLOR="0",
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"),
+               ANSIBLE_FORCE_COLOR="0",
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
                PATH=f"{bindir}:{os.environ['PATH']}")
     r = subprocess.run([str(bindir / "ansible-playbook"), str(playbook)], capture_output=True, text=True,
