@@ -24,7 +24,7 @@ $(STAMP): requirements.txt
 venv: $(STAMP) ## create .venv from requirements.txt (done by every target that needs it)
 
 lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), syntax checks
-	$(BIN)/ruff check files tests bench molecule demo
+	$(BIN)/ruff check files plugins tests bench molecule demo
 	$(BIN)/yamllint --strict .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline
 	for p in site.yml playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check -i inventory.example/hosts.yml $$p || exit 1; done
@@ -54,7 +54,7 @@ demo: $(STAMP) ## the whole product: a manager container, site.yml, alerts in, v
 demo-clean: ## remove what make demo made
 	$(BIN)/python demo/demo.py clean
 
-wazuh-image: ## build localhost/wazuh-manager-src:$(WAZUH_VERSION): Wazuh's own daemons from source (4.14.7, 4.7.5)
+wazuh-image: $(STAMP) ## build localhost/wazuh-manager-src:$(WAZUH_VERSION) from Wazuh's source (4.14.7, 4.7.5), then verify it
 	tests/images/wazuh-src/build.sh $(WAZUH_VERSION)
 
 molecule: $(STAMP) ## molecule test --all against WAZUH_MANAGER_IMAGE (default: the official image)

@@ -2,11 +2,30 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 from harness import API_KEY, FIXTURES, WazuhHome, script_pythons
+from manager_harness import remove_run_images
 from no_egress import EgressCatcher
 from vt_server import VTServer
+
+
+# Wazuh's interfaces are checked on the image when it is built (tests/images/wazuh-src/build.sh:
+# a cached image is a verified one); the suite runs them only when build.sh asks.
+collect_ignore = [] if os.environ.get("VTIP_VERIFYING_IMAGE") else ["images/test_manager_interfaces.py"]
+
+
+def pytest_configure(config):
+    """One id for this test run, inherited by pytest-xdist's workers (manager_harness.run_id)."""
+    if not hasattr(config, "workerinput"):
+        os.environ.setdefault("VTIP_RUN_ID", uuid.uuid4().hex[:12])
+
+
+def pytest_sessionfinish(session):
+    """The controller, once every worker is done: remove the images the run committed."""
+    if not hasattr(session.config, "workerinput"):
+        remove_run_images()
 
 
 def pytest_collection_modifyitems(items):

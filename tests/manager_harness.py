@@ -8,11 +8,13 @@ Waiting is always for a condition (a line in a file, a daemon running), with a t
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -49,8 +51,50 @@ def manager_image(flavour: str, what: str) -> str:
             pytest.fail(f"CI=true but {why}: {what} cannot be skipped on CI")
         pytest.skip(f"{what} needs Docker: {why}")
     image, build = IMAGES[flavour]
-    subprocess.run(build, check=True, capture_output=True)
+    if not os.environ.get("VTIP_VERIFYING_IMAGE"):       # build.sh verifying the image runs us
+        r = subprocess.run(build, capture_output=True, text=True, check=False)
+        assert r.returncode == 0, f"{' '.join(build)} failed:\n{r.stderr[-3000:]}"
     return image
+
+
+def run_id() -> str:
+    """This test run's id: conftest.py sets it in the controller, whose workers inherit it."""
+    return os.environ.get("VTIP_RUN_ID") or f"p{os.getpid()}"
+
+
+def deployed_image(base: str = WAZUH_SRC_IMAGE) -> str:
+    """`base` after a plain `site.yml` (the harness's inventory, no extra variables), committed as
+    an image once per test run: the first worker to ask deploys on a fresh manager, stops it
+    cleanly (no stale pid files) and commits it; the others wait on a lock and reuse it. A
+    container of it starts as a deployed manager (its /init starts Wazuh). Removed at the end of
+    the run (conftest.py: remove_run_images)."""
+    image = f"localhost/vtip-deployed:{run_id()}"
+    with open(f"/tmp/vtip-deployed-{run_id()}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode == 0:
+            return image
+        m = Manager(base)
+        try:
+            with tempfile.TemporaryDirectory() as workdir:
+                r = m.site(Path(workdir))
+            assert r.returncode == 0, f"site.yml failed on a fresh manager:\n{r.stdout[-3000:]}"
+            subprocess.run(["docker", "stop", "-t", "60", m.name], check=True, capture_output=True)
+            subprocess.run(["docker", "commit", "--change", f"LABEL vtip-run={run_id()}", m.name, image],
+                           check=True, capture_output=True)
+        finally:
+            m.stop()
+    return image
+
+
+def remove_run_images() -> None:
+    """The images this test run committed (deployed_image)."""
+    if docker_available():
+        return
+    listed = subprocess.run(["docker", "images", "-q", "--filter", f"label=vtip-run={run_id()}"],
+                            capture_output=True, text=True, check=False).stdout.split()
+    if listed:
+        subprocess.run(["docker", "rmi", "-f", *sorted(set(listed))], capture_output=True, check=False)
+    Path(f"/tmp/vtip-deployed-{run_id()}.lock").unlink(missing_ok=True)
 
 
 class Manager:
@@ -87,6 +131,18 @@ class Manager:
         conf = self.read(f"{OSSEC}/etc/ossec.conf")
         assert "<!-- BEGIN custom-virustotal_ip" in conf, "ossec.conf has no block of the role's"
         return conf[conf.index("<!-- BEGIN custom-virustotal_ip"):]
+
+    def snapshot(self) -> list:
+        """Everything the role may change, at the strongest strength, for "nothing changed":
+        each file, directory and link under etc/ and integrations/ and in /etc/cron.d and
+        /etc/systemd/system with its owner, group and mode, the SHA-256 of each file (but
+        bytecode, which Python rewrites from its source and checks itself), and the daemons'
+        pid files (a restart changes them)."""
+        where = f"{OSSEC}/etc {OSSEC}/integrations /etc/cron.d /etc/systemd/system"
+        out = self.sh(f"find {where} -printf '%p %u:%g %m %y\\n' 2>/dev/null | sort; "
+                      f"find {where} -type f ! -name '*.pyc' -exec sha256sum {{}} + 2>/dev/null | sort; "
+                      f"ls {OSSEC}/var/run | grep '[.]pid$'").stdout.decode()
+        return out.splitlines()
 
     def listing(self) -> str:
         """The files in the directories the role writes to (the integration, config, rules)."""

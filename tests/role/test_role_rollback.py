@@ -2,7 +2,7 @@
 validate leaves every file it touched byte-identical, no backup files, the same daemons
 (never restarted), and a message that says it rolled back and quotes the validator.
 
-On Wazuh's own daemons (localhost/wazuh-manager-src). Each test deploys, then puts a rules file
+On Wazuh's own daemons (localhost/wazuh-manager-src). Each test starts a deployed manager, puts a rules file
 in etc/rules/ that analysisd refuses (the manager keeps running its old configuration), then
 makes a change through one entry point: untagged, each phase tag, several tags, --skip-tags,
 --start-at-task, and a user's playbook with import_role/include_role under `tags:`; and
@@ -10,38 +10,27 @@ makes a change through one entry point: untagged, each phase tag, several tags, 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 from harness import REPO
-from manager_harness import OSSEC, Manager, manager_image
+from manager_harness import OSSEC, Manager, deployed_image, manager_image
 
 BROKEN = '<group name="test,"><rule id="100900" level="17"><description>x</description></rule></group>\n'
-OURS = ["etc/ossec.conf", "etc/custom-virustotal_ip.json", "etc/rules/virustotal_ip_rules.xml",
-        "integrations/custom-virustotal_ip", "integrations/custom-virustotal_ip.py",
-        *(f"integrations/virustotal_ip/{p.name}" for p in sorted((REPO / "files/virustotal_ip").glob("*.py")))]
 LEVEL_13 = ("-e", "virustotal_ip_rules_level_malicious=13")
 NEW_TRIGGER = ("-e", json.dumps({"virustotal_ip_trigger_groups": ["sshd", "authentication_success"]}))
 
 
 @pytest.fixture
-def manager(tmp_path):
-    m = Manager(manager_image("wazuh-src", "the role's rollback on every entry point"))
-    r = m.site(tmp_path)
-    assert r.returncode == 0, r.stdout[-3000:]
+def manager():
+    """A deployed manager (site.yml once per test run, manager_harness.deployed_image)."""
+    manager_image("wazuh-src", "the role's rollback on every entry point")
+    m = Manager(deployed_image())
     m.put(f"{OSSEC}/etc/rules/zz_broken.xml", BROKEN, mode="0660", owner="wazuh:wazuh")
     yield m
     m.stop()
-
-
-def snapshot(m: Manager) -> dict:
-    files = {path: hashlib.sha256(m.exec("cat", f"{OSSEC}/{path}", check=True).stdout).hexdigest() for path in OURS}
-    listing = m.sh(f"cd {OSSEC} && ls -a etc etc/rules integrations /etc/cron.d 2>/dev/null").stdout.decode()
-    pids = m.sh(f"ls {OSSEC}/var/run | grep '[.]pid$'").stdout.decode()
-    return {"files": files, "listing": listing, "pids": pids}
 
 
 def assert_rolled_back(m: Manager, before: dict, r) -> None:
@@ -49,7 +38,7 @@ def assert_rolled_back(m: Manager, before: dict, r) -> None:
     assert r.returncode != 0, out[-3000:]
     assert "The change was rolled back" in out, out[-3000:]
     assert "Error loading the rules: 'etc/rules/zz_broken.xml'" in out          # the validator, quoted
-    assert snapshot(m) == before                                    # files, no backups, same daemons
+    assert m.snapshot() == before                  # every file, owner, mode; no backups; the same daemons
     # the compiled script still matches the script (Python would otherwise compile it every run)
     code = f"import sys; sys.path.append('{OSSEC}/integrations'); __import__('custom-virustotal_ip')"
     loaded = m.exec(f"{OSSEC}/framework/python/bin/python3", "-I", "-S", "-B", "-v", "-c", code)
@@ -80,22 +69,22 @@ def changed_files_dir(tmp_path: Path) -> Path:
     ("--skip-tags", "virustotal_ip_configure", *LEVEL_13),
 ], ids=["untagged", "tag-rules", "tag-configure", "tags-rules-configure", "skip-install", "skip-configure"])
 def test_a_change_that_does_not_validate_is_rolled_back(manager, tmp_path, args):
-    before = snapshot(manager)
+    before = manager.snapshot()
     assert_rolled_back(manager, before, manager.site(tmp_path, *args))
 
 
 def test_starting_after_the_checks_changes_nothing_and_says_why(manager, tmp_path):
-    before = snapshot(manager)
+    before = manager.snapshot()
     r = manager.site(tmp_path, "--start-at-task",
                      "virustotal_ip : Install the rules (standalone manager or cluster master)", *LEVEL_13)
     out = " ".join(r.stdout.split())
     assert r.returncode != 0, out[-3000:]
     assert "The change was rolled back" in out and "--start-at-task starts after them" in out, out[-3000:]
-    assert snapshot(manager) == before
+    assert manager.snapshot() == before
 
 
 def test_an_install_phase_change_alone_is_rolled_back(manager, tmp_path):
-    before = snapshot(manager)
+    before = manager.snapshot()
     r = manager.site(tmp_path, "--tags", "virustotal_ip_install", "-e",
                      f"virustotal_ip_files_dir={changed_files_dir(tmp_path)}")
     assert_rolled_back(manager, before, r)
@@ -118,7 +107,7 @@ def user_playbook(tmp_path: Path, how: str, tags: str) -> Path:
 
 @pytest.mark.parametrize("how", ["import_role", "include_role"])
 def test_a_users_playbook_with_the_role_under_tags_rolls_back_or_says_it_did_nothing(manager, tmp_path, how):
-    before = snapshot(manager)
+    before = manager.snapshot()
     r = manager.site(tmp_path, "--tags", "wazuh_vt", *LEVEL_13,
                      playbook=user_playbook(tmp_path, how, "wazuh_vt"))
     if how == "import_role":        # the tag reaches every task: the change is made, then undone
@@ -127,15 +116,15 @@ def test_a_users_playbook_with_the_role_under_tags_rolls_back_or_says_it_did_not
         out = " ".join(r.stdout.split())
         assert r.returncode == 0, out[-3000:]
         assert "WARNING: virustotal_ip changed nothing" in out and "apply: {tags: [...]}" in out, out[-3000:]
-        assert snapshot(manager) == before
+        assert manager.snapshot() == before
 
 
 def test_skipping_the_always_tag_is_refused_before_anything_changes(manager, tmp_path):
-    before = snapshot(manager)
+    before = manager.snapshot()
     r = manager.site(tmp_path, "--skip-tags", "always", *LEVEL_13)
     out = " ".join(r.stdout.split())
     assert r.returncode != 0 and "--skip-tags always would skip this role's validation and rollback" in out, out[-3000:]
-    assert snapshot(manager) == before
+    assert manager.snapshot() == before
 
 
 def test_the_drain_schedule_is_part_of_the_change_and_rolled_back_with_it(tmp_path):

@@ -4,6 +4,11 @@
 #
 #   build.sh [VERSION]          VERSION: 4.14.7 (default) or 4.7.5, as pinned in sources.lock
 #
+# A cached image is a verified one: the tests of Wazuh's interfaces as we use them
+# (tests/images/test_manager_interfaces.py) run on every new image of 4.14.7, and again whenever
+# they or what they load change; an image that fails them is untagged. A stamp under
+# ~/.cache/wazuh-virustotal-ip/verified/ records each image and test text that passed.
+#
 # Sources: the folder WAZUH_SOURCES, else ../shared/third_party beside this checkout when it
 # exists (our CI), else (or with WAZUH_SOURCES=upstream) the pinned tags fetched from upstream
 # with git (WAZUH_UPSTREAM_MIRROR replaces https://github.com). Archives are checked against their SHA-256, fetched tags
@@ -80,3 +85,32 @@ docker build --force-rm --network host --tag "$image" --build-arg BASE="$BASE_IM
     || { tail -40 "$ctx.log" >&2; rm -f "$ctx.log"; die "docker build of $image failed (above: its last lines)"; }
 rm -f "$ctx.log"
 echo "build.sh: $image built in $(( $(date +%s) - start )) s (Wazuh $version from source)"
+
+# Verification: the interface tests are written for 4.14.7 (4.7.5 is proven end to end by molecule).
+[ "$version" = 4.14.7 ] || exit 0
+[ -z "${VTIP_VERIFYING_IMAGE:-}" ] || exit 0        # the tests' own calls, while they verify it
+python=$repo/.venv/bin/python
+[ -x "$python" ] || die "no $python to verify $image with: run make venv first"
+key=$( { docker image inspect -f '{{.Id}}' "$image"
+         cd "$repo" && cat tests/images/test_manager_interfaces.py tests/manager_harness.py tests/harness.py \
+             tests/conftest.py tests/no_egress.py tests/vt_server.py files/virustotal_ip_rules.xml pyproject.toml
+       } | sha256sum | cut -c1-32)
+stamp=${XDG_CACHE_HOME:-$HOME/.cache}/wazuh-virustotal-ip/verified/$key
+if [ -f "$stamp" ]; then
+    echo "build.sh: $image verified before ($(cat "$stamp"))"
+    exit 0
+fi
+echo "build.sh: verifying $image: tests/images/test_manager_interfaces.py"
+start=$(date +%s)
+if ! (cd "$repo" && VTIP_VERIFYING_IMAGE=1 "$python" -m pytest -q -p no:cacheprovider \
+        tests/images/test_manager_interfaces.py >"$ctx.verify.log" 2>&1); then
+    tail -60 "$ctx.verify.log" >&2
+    rm -f "$ctx.verify.log"
+    docker rmi "$image" >/dev/null 2>&1 || true
+    die "$image failed the interface tests (above); it was untagged, so nothing uses it unverified"
+fi
+summary=$(grep -E '^[0-9]+ passed' "$ctx.verify.log" | tail -1)
+rm -f "$ctx.verify.log"
+mkdir -p "$(dirname "$stamp")"
+echo "$summary, $(date -u +%FT%TZ)" >"$stamp"
+echo "build.sh: $image verified in $(( $(date +%s) - start )) s: $summary"
