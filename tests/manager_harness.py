@@ -218,7 +218,7 @@ class Manager:
         env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
                    ANSIBLE_FORCE_COLOR="0")
         return subprocess.run([str(bindir / "ansible-playbook"), "-i", str(inventory), str(playbook), *args],
-                              capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False)
+                              capture_output=True, text=True, env=env, cwd=REPO, timeout=900, check=False)
 
     def start_vt_server(self, api_key: str, port: int = 8090) -> None:
         """tests/vt_server.py (VirusTotal v3 as its fixtures say) inside the container, on
