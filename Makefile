@@ -4,7 +4,10 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 VENV ?= .venv
-WAZUH_VERSION ?= 4.14.7
+# The Wazuh versions built from source: sources.lock is the one place they are written (the first
+# is the current one; the others are proven end to end by molecule).
+WAZUH_VERSIONS := $(shell awk '$$1 == "wazuh" {print $$2}' tests/images/wazuh-src/sources.lock)
+WAZUH_VERSION ?= $(firstword $(WAZUH_VERSIONS))
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements.stamp
 
@@ -37,7 +40,7 @@ lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), syntax checks
 
 pytest: $(STAMP) ## pytest: the integration (under every Python found), the role, molecule, on Wazuh's own daemons
 	tests/script-pythons/make-venvs.sh
-	if docker info >/dev/null 2>&1; then tests/images/wazuh-src/build.sh 4.14.7 && tests/images/wazuh-src/build.sh 4.7.5; fi
+	if docker info >/dev/null 2>&1; then for v in $(WAZUH_VERSIONS); do tests/images/wazuh-src/build.sh $$v || exit 1; done; fi
 	$(BIN)/python -m pytest
 
 test: lint pytest ## every test
@@ -54,7 +57,7 @@ demo: $(STAMP) ## the whole product: a manager container, site.yml, alerts in, v
 demo-clean: ## remove what make demo made
 	$(BIN)/python demo/demo.py clean
 
-wazuh-image: $(STAMP) ## build localhost/wazuh-manager-src:$(WAZUH_VERSION) from Wazuh's source (4.14.7, 4.7.5), then verify it
+wazuh-image: $(STAMP) ## build localhost/wazuh-manager-src:$(WAZUH_VERSION) from Wazuh's source (a version pinned in sources.lock), then verify it
 	tests/images/wazuh-src/build.sh $(WAZUH_VERSION)
 
 molecule: $(STAMP) ## molecule test --all against WAZUH_MANAGER_IMAGE (default: the official image)

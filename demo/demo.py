@@ -10,7 +10,6 @@ A second run reuses the container and is quick; `make demo-clean` removes it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -20,10 +19,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from manager_harness import SEND_DATAGRAM  # noqa: E402  (the datagram sender the tests use)
+from manager_harness import WAZUH_VERSION  # noqa: E402  (what the tests use)
+from wazuh_events import ALERTS_JSON, SEND_DATAGRAM, login_message, parse_alerts, sshd_login_line  # noqa: E402
 BUILD = REPO / "build" / "demo"
 CONTAINER = "vtip-demo-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
-WAZUH_SRC = "localhost/wazuh-manager-src:4.14.7"
+WAZUH_SRC = f"localhost/wazuh-manager-src:{WAZUH_VERSION}"
 OSSEC = "/var/ossec"
 DEMO_KEY = "demo-key-not-a-real-virustotal-key"
 ALERTS = [("64.62.197.132", "the seed's Test 1"), ("108.157.98.17", "the seed's Test 2"),
@@ -92,7 +92,7 @@ def start_manager(image: str) -> bool:
         run(["docker", "rm", "-f", CONTAINER])
     if image == WAZUH_SRC:
         step("Building Wazuh's manager daemons from source (once, ~2-3 min; then reused when nothing changed)")
-        r = subprocess.run([str(REPO / "tests/images/wazuh-src/build.sh"), "4.14.7"], check=False)
+        r = subprocess.run([str(REPO / "tests/images/wazuh-src/build.sh"), WAZUH_VERSION], check=False)
         if r.returncode != 0:
             raise DemoError("building the from-source Wazuh image failed (see above)")
     step(f"Starting the manager container {CONTAINER} ({image})")
@@ -147,21 +147,16 @@ def deploy(real_key: str) -> None:
 
 def feed_and_collect() -> list:
     step("Sending three sshd logins to analysisd (it raises rule 5715, which triggers the integration)")
-    port = 40000 + int(time.time()) % 20000          # makes this run's log lines unique
     lines = {}
-    for n, (ip, what) in enumerate(ALERTS):
-        line = f"Dec 10 01:02:02 host sshd[1234]: Accepted password for root from {ip} port {port + n} ssh2"
+    for ip, what in ALERTS:
+        line = sshd_login_line(ip)                   # unique by its port
         lines[line] = (ip, what)
-        dexec(f"{OSSEC}/framework/python/bin/python3", "-c", SEND_DATAGRAM, stdin=f"1:/var/log/auth.log:{line}")
+        dexec(f"{OSSEC}/framework/python/bin/python3", "-c", SEND_DATAGRAM, stdin=login_message(line).decode())
     ids: dict = {}                                   # alert id of each login's alert -> its line
     rows: dict = {}
 
     def arrived() -> bool:
-        for raw in dexec("cat", f"{OSSEC}/logs/alerts/alerts.json", check=False).stdout.splitlines():
-            try:
-                a = json.loads(raw)
-            except ValueError:                       # a line analysisd is still writing
-                continue
+        for a in parse_alerts(dexec("cat", ALERTS_JSON, check=False).stdout):
             if a.get("full_log") in lines:
                 ids[a["id"]] = a["full_log"]
             src = a.get("data", {}).get("virustotal_ip", {}).get("source", {})

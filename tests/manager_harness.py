@@ -1,7 +1,8 @@
 """Driving a manager container through Wazuh's own interfaces only.
 
-The image is Wazuh's own daemons built from Wazuh's source (make wazuh-image): 4.14.7, and
-4.7.5 for the end-to-end run on the last Python 3.9 line. Everything here is `docker exec` of
+The image is Wazuh's own daemons built from Wazuh's source (make wazuh-image) at the versions
+tests/images/wazuh-src/sources.lock pins: the first (current) one, and the last (the Python 3.9
+line) for the end-to-end run. Everything here is `docker exec` of
 the real command paths, datagrams to the queue socket, and reading alerts.json and ossec.log,
 so it works the same against wazuh/wazuh-manager.
 Waiting is always for a condition (a line in a file, a daemon running), with a time limit.
@@ -19,16 +20,27 @@ import time
 import uuid
 from pathlib import Path
 
+from wazuh_events import ALERTS_JSON, OSSEC, SEND_DATAGRAM, enrichment_for, parse_alerts
+
 REPO = Path(__file__).resolve().parent.parent
 IMAGES_DIR = REPO / "tests" / "images"
-WAZUH_VERSION = "4.14.7"
+
+
+def pinned_wazuh_versions() -> list:
+    """The Wazuh versions sources.lock pins, in its order (the first is the current one)."""
+    lines = (IMAGES_DIR / "wazuh-src" / "sources.lock").read_text().splitlines()
+    return [line.split()[1] for line in lines if line.split()[:1] == ["wazuh"]]
+
+
+WAZUH_VERSION, *_, WAZUH_OLDEST_VERSION = pinned_wazuh_versions()
 # flavour -> (image, build command)
 IMAGES = {
-    "wazuh-src": (f"localhost/wazuh-manager-src:{WAZUH_VERSION}", [str(IMAGES_DIR / "wazuh-src" / "build.sh")]),
-    "wazuh-src-4.7.5": ("localhost/wazuh-manager-src:4.7.5", [str(IMAGES_DIR / "wazuh-src" / "build.sh"), "4.7.5"]),
+    "wazuh-src": (f"localhost/wazuh-manager-src:{WAZUH_VERSION}",
+                  [str(IMAGES_DIR / "wazuh-src" / "build.sh"), WAZUH_VERSION]),
+    "wazuh-src-oldest": (f"localhost/wazuh-manager-src:{WAZUH_OLDEST_VERSION}",
+                         [str(IMAGES_DIR / "wazuh-src" / "build.sh"), WAZUH_OLDEST_VERSION]),
 }
 WAZUH_SRC_IMAGE = IMAGES["wazuh-src"][0]
-OSSEC = "/var/ossec"
 # Wazuh's own analysisd (no wazuh-db here) processes events from ~17 s after each start.
 ALERT_TIMEOUT = 60
 
@@ -144,10 +156,6 @@ class Manager:
                       f"ls {OSSEC}/var/run | grep '[.]pid$'").stdout.decode()
         return out.splitlines()
 
-    def listing(self) -> str:
-        """The files in the directories the role writes to (the integration, config, rules)."""
-        return self.sh(f"ls -A {OSSEC}/integrations {OSSEC}/etc {OSSEC}/etc/rules").stdout.decode()
-
     def control(self, action: str) -> subprocess.CompletedProcess:
         return self.exec(f"{OSSEC}/bin/wazuh-control", action)
 
@@ -174,16 +182,12 @@ class Manager:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
     def alerts(self) -> list:
-        """alerts.json as far as it is written: analysisd creates it at its first start and
-        flushes it in 4 KiB blocks, so a last line may still be partial (left out)."""
-        r = self.exec("cat", f"{OSSEC}/logs/alerts/alerts.json")
-        alerts = []
-        for line in r.stdout.decode("utf-8", "replace").splitlines():
-            try:
-                alerts.append(json.loads(line))
-            except ValueError:
-                continue
-        return alerts
+        """alerts.json as far as it is written (analysisd creates it at its first start)."""
+        return parse_alerts(self.exec("cat", ALERTS_JSON).stdout.decode("utf-8", "replace"))
+
+    def alerts_with(self, text: str) -> list:
+        """The alerts whose line in alerts.json holds `text`."""
+        return parse_alerts(self.exec("grep", "-F", "--", text, ALERTS_JSON).stdout.decode("utf-8", "replace"))
 
     def ossec_log(self) -> str:
         return self.read(f"{OSSEC}/logs/ossec.log")
@@ -245,42 +249,19 @@ class Manager:
 
     def enrichment_for(self, ip: str, timeout: float = 2 * ALERT_TIMEOUT) -> dict:
         """Send an sshd login from `ip` to analysisd (stock rule 5715, group sshd, fires) and
-        return the enrichment alert of the alert it raised."""
-        line = sshd_login_line(ip)
-        self.send(f"1:/var/log/auth.log:{line}".encode())
-        trigger = self.wait_alert(lambda a: a.get("full_log") == line, timeout)["id"]
-        return self.wait_alert(lambda a: a["rule"]["id"].startswith("1999")
-                               and a.get("data", {}).get("virustotal_ip", {}).get("source", {}).get("alert_id")
-                               == trigger, timeout)
+        return the enrichment alert of the alert it raised (wazuh_events.enrichment_for)."""
+        def context() -> str:
+            return f"; integrations.log ends:\n{self.read_tail(f'{OSSEC}/logs/integrations.log')}"
+        return enrichment_for(self.send, self.alerts_with, ip, timeout, context)
+
+    def read_tail(self, path: str, lines: int = 5) -> str:
+        return self.exec("tail", f"-{lines}", path).stdout.decode("utf-8", "replace")
 
     def wait_file(self, path: str, timeout: float = 30) -> None:
         self.wait(lambda: self.exec("test", "-f", path).returncode == 0, timeout, f"{path} to appear")
 
     def wait_log(self, text: str, timeout: float = ALERT_TIMEOUT) -> None:
         self.wait(lambda: text in self.ossec_log(), timeout, f"{text!r} in ossec.log")
-
-
-SEND_DATAGRAM = f"""
-import socket, sys, time
-message = sys.stdin.buffer.read()
-deadline = time.monotonic() + 60
-while True:
-    try:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        s.connect('{OSSEC}/queue/sockets/queue')
-        s.send(message)
-        break
-    except (ConnectionRefusedError, FileNotFoundError):
-        if time.monotonic() > deadline:
-            raise
-        time.sleep(0.2)
-"""
-
-
-def sshd_login_line(ip: str) -> str:
-    """An sshd login from `ip` as sshd logs it, unique by its port."""
-    return (f"Dec 10 01:02:02 host sshd[1234]: Accepted password for root from {ip} "
-            f"port {uuid.uuid4().int % 60000 + 1024} ssh2")
 
 
 def sentinel_rule_xml(rule_id: int = 100199) -> str:

@@ -4,12 +4,15 @@
 Where each part lives (a reviewer can read each module alone):
 
     verdict.py     the verdict: VirusTotal facts + thresholds -> verdict + reasons (pure)
-    wazuh.py       the Wazuh edge: integratord's argv, the alert and its (untrusted) source address,
-                   the event sent on the queue socket, integrations.log
-    virustotal.py  the VirusTotal edge: client, time bound, answer parsing (the only `requests` user)
+    address.py     IP addresses from untrusted text: parsing, canonical form, networks (pure)
+    wazuh.py       the Wazuh edge: integratord's argv, the alert, the event sent on the queue
+                   socket, integrations.log
+    virustotal.py  the VirusTotal edge: client, answer parsing (the only `requests` user)
+    deadline.py    the run's time bound, shared by the lookup and the client
     state.py       the state under <home>/var/virustotal_ip: every line of SQL
     budget.py      the request budget and the quota breaker
-    lookup.py      one alert or one --drain: cache, budget, VirusTotal, delivery, deferral, time bound
+    lookup.py      one alert or one --drain: cache, budget, VirusTotal (Lookup), then delivery
+                   or deferral (Outbox)
     settings.py    the settings table: defaults, ranges, validation, the config file
     cli.py         the entry point: integratord's run of one alert; main(), which never prints a traceback
     analyst.py     the analyst's commands: --check, --status, --drain

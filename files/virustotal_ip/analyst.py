@@ -13,7 +13,8 @@ import time
 
 from . import settings
 from .codec import iso_utc, shown
-from .lookup import Deadline, Deferred, Found, Lookup, drain
+from .address import ip_text, parse_ip, skip_reason
+from .lookup import Deferred, Found, Lookup, Outbox, drain
 from .state import STATE_DIR, STATS_DAYS, State, open_state, stats_first_day
 from .wazuh import (
     DEFAULT_RETRIES,
@@ -24,9 +25,6 @@ from .wazuh import (
     EXIT_UNDELIVERED,
     build_enrichment,
     integrations_log,
-    ip_text,
-    parse_ip,
-    skip_reason,
 )
 
 DRAIN_SECONDS = 50            # --drain ends before cron starts the next one
@@ -48,7 +46,7 @@ def drop_root(directory: str) -> None:
 
 def format_check(ip: str, found: Found, cfg) -> str:
     source = {"alert_id": "", "rule": "", "ip": ip}
-    e = build_enrichment(found.entry, cfg, time.time(), source, found.cached)
+    e = build_enrichment(found.entry, cfg, time.time(), source, cached=found.cached)
     age = "" if e.get("age_days") is None else f" ({e['age_days']} days ago)"
     lines = [f"IP:          {ip}", f"Verdict:     {e['verdict']}",
              f"Reasons:     {', '.join(e['reasons'])}"]
@@ -129,10 +127,10 @@ def run_cli(args: list, home: str, started: float) -> int:
         print(format_status(state, cfg))
         return EXIT_OK
     seconds = DRAIN_SECONDS if ns.drain else timeout * (retries + 1)
-    run = Lookup(home, cfg, log, state, ns.api_key or cfg.api_key, timeout, retries,
-                 Deadline(started, seconds), False)
+    run = Lookup(cfg=cfg, log=log, state=state, api_key=ns.api_key or cfg.api_key, timeout=timeout,
+                 retries=retries, started=started, time_budget=seconds)
     if ns.drain:
-        return drain(run)
+        return drain(run, Outbox(home=home, cfg=cfg, log=log, state=state, debug=False))
     packed = parse_ip(ns.check)
     if packed is None:
         print(f"error: {shown(ns.check)} is not an IP address", file=sys.stderr)

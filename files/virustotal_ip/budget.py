@@ -25,7 +25,7 @@ def outage_until(code: str, last_until: float, now: float) -> float:
     return next_utc_midnight(now) if repeated else now + QUOTA_MINUTE_BLOCK
 
 
-def budget_reason(requests_last_minute: int, requests_today: int, rate_limit: int, daily_quota: int,
+def budget_reason(*, requests_last_minute: int, requests_today: int, rate_limit: int, daily_quota: int,
                   now: float) -> str | None:
     """Why the manager's own budget allows no request now, or None (pure)."""
     if rate_limit and requests_last_minute >= rate_limit:
@@ -51,7 +51,8 @@ class QuotaBreaker:
             return f"VirusTotal quota exceeded; no requests until {iso_utc(until)}"
         minute = self.state.requests_since(now - 60) if self.rate_limit else 0
         today = self.state.requests_since(next_utc_midnight(now) - 86400) if self.daily_quota else 0
-        return budget_reason(minute, today, self.rate_limit, self.daily_quota, now)
+        return budget_reason(requests_last_minute=minute, requests_today=today, rate_limit=self.rate_limit,
+                             daily_quota=self.daily_quota, now=now)
 
     def tripped(self, code: str, now: float) -> bool:
         """A 429: start or extend the outage; True if this outage has not been reported yet."""

@@ -62,11 +62,13 @@ def run_integratord(args: list, home: str, started: float) -> int:
         # trigger carry a private or allowlisted address.
         (log.warning if target.warning else log.info)(target.message)
         return EXIT_OK
-    from .lookup import Deadline, Lookup, handle_alert
+    from .lookup import Lookup, Outbox, handle_alert
     from .state import open_state
-    run = Lookup(home, cfg, log, open_state(home, log), opts["api_key"] or cfg.api_key, opts["timeout"],
-                 opts["retries"], Deadline(started, opts["timeout"] * (opts["retries"] + 1)), opts["debug"])
-    return handle_alert(run, target)
+    state = open_state(home, log)
+    run = Lookup(cfg=cfg, log=log, state=state, api_key=opts["api_key"] or cfg.api_key,
+                 timeout=opts["timeout"], retries=opts["retries"],
+                 started=started, time_budget=opts["timeout"] * (opts["retries"] + 1))
+    return handle_alert(run, Outbox(home=home, cfg=cfg, log=log, state=state, debug=opts["debug"]), target)
 
 
 def main(argv: list) -> int:
@@ -90,7 +92,7 @@ def main(argv: list) -> int:
         integrations_log(home).error(f"internal error {type(exc).__name__} at {place}: {shown(str(exc), 200)}")
         return EXIT_INTERNAL
     except BaseException as exc:
-        from .lookup import DeadlineExceeded      # the watchdog only a lookup arms
+        from .deadline import DeadlineExceeded    # the watchdog only a lookup arms
         if not isinstance(exc, DeadlineExceeded):
             raise                                 # SystemExit: argparse's usage errors and --help
         integrations_log(home).error("the run's time bound (timeout x (retries + 1)) was reached; stopped")

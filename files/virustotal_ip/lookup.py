@@ -13,53 +13,23 @@ import time
 
 from . import state as st
 from .codec import shown
-from .settings import CONFIG_FILE
+from .settings import CONFIG_FILE, Settings
 from .verdict import is_fresh, is_usable, needs_pivot_request
-from .wazuh import EXIT_OK, EXIT_UNDELIVERED, DeliveryError, Target, build_enrichment, encode_message, error_event, send
+from .wazuh import (
+    EXIT_OK,
+    EXIT_UNDELIVERED,
+    DeliveryError,
+    Log,
+    Target,
+    build_enrichment,
+    encode_message,
+    error_event,
+    send,
+)
 
-
-# --------------------------------------------------------------------------- the time bound
-
-class DeadlineExceeded(BaseException):
-    """Raised by the watchdog timer. A BaseException so that no library swallows it."""
-
-
-class Deadline:
-    """The run's time bound: timeout x (retries + 1) from the start, whatever VirusTotal does."""
-    Exceeded = DeadlineExceeded
-
-    def __init__(self, start: float, seconds: float) -> None:
-        self.at = start + seconds
-
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
-
-    def watch(self) -> Watchdog:
-        return Watchdog(self)
-
-
-class Watchdog:
-    """A one-shot timer that interrupts blocking I/O (slow bodies, locks) at the deadline.
-
-    Socket timeouts bound each read, not a body dribbled one byte at a time; this bounds all.
-    """
-
-    def __init__(self, deadline: Deadline) -> None:
-        self.deadline = deadline
-
-    def __enter__(self) -> Watchdog:
-        import signal
-
-        def fire(signum, frame):
-            raise DeadlineExceeded()
-        self._signal = signal
-        self._old = signal.signal(signal.SIGALRM, fire)
-        signal.setitimer(signal.ITIMER_REAL, max(0.01, self.deadline.remaining()))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._signal.setitimer(self._signal.ITIMER_REAL, 0)
-        self._signal.signal(self._signal.SIGALRM, self._old)
+TYPE_CHECKING = False        # typing.TYPE_CHECKING, without importing typing on every alert
+if TYPE_CHECKING:
+    from .deadline import Deadline
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -89,22 +59,32 @@ class Failed:
 
 
 class Lookup:
-    """What one run needs to look IPs up and deliver results, passed explicitly."""
+    """The cache, then the budget, then VirusTotal, for one IP at a time; what it needs is
+    passed explicitly. It decides nothing about where results go (Outbox does)."""
 
-    def __init__(self, home: str, cfg, log, state: st.State | None, api_key: str,
-                 timeout: float, retries: int, deadline: Deadline, debug: bool) -> None:
-        self.home, self.cfg, self.log, self.state = home, cfg, log, state
+    def __init__(self, *, cfg: Settings, log: Log, state: st.State | None, api_key: str,
+                 timeout: float, retries: int, started: float, time_budget: float) -> None:
+        self.cfg, self.log, self.state = cfg, log, state
         self.api_key, self.timeout, self.retries = api_key, timeout, retries
-        self.deadline, self.debug = deadline, debug
+        self._bound = (started, time_budget)      # the run's time bound, from `started` (monotonic)
+        self._deadline = None
         self._client = None
         self._breaker = None
+
+    @property
+    def deadline(self) -> Deadline:
+        """The run's time bound, made on first use: a cache hit never waits, so never loads it."""
+        if self._deadline is None:
+            from .deadline import Deadline
+            self._deadline = Deadline(*self._bound)
+        return self._deadline
 
     # -- the parts a miss needs, made on first use
     def client(self):
         if self._client is None:
             from .virustotal import VTClient
-            self._client = VTClient(self.cfg.api_url, self.api_key, self.timeout, self.retries,
-                                    self.deadline, self._count_request)
+            self._client = VTClient(api_url=self.cfg.api_url, api_key=self.api_key, timeout=self.timeout,
+                                    retries=self.retries, deadline=self.deadline, on_request=self._count_request)
         return self._client
 
     def breaker(self):
@@ -138,6 +118,7 @@ class Lookup:
         lock = None
         try:
             if self.state is not None:
+                from .deadline import DeadlineExceeded
                 try:
                     with self.deadline.watch():
                         lock = self.state.lock("lookup")
@@ -215,7 +196,14 @@ class Lookup:
             except (st.Error, OSError):
                 pass  # statistics only
 
-    # -- results out
+
+class Outbox:
+    """Where results go: analysisd's queue socket, or the pending store for --drain when
+    VirusTotal may not be asked now (or the result could not be delivered)."""
+
+    def __init__(self, *, home: str, cfg: Settings, log: Log, state: st.State | None, debug: bool) -> None:
+        self.home, self.cfg, self.log, self.state, self.debug = home, cfg, log, state, debug
+
     def deliver(self, event: dict, source: dict) -> None:
         raw = encode_message(event, source)
         if self.debug:
@@ -241,7 +229,7 @@ class Lookup:
             return 0
         sent = 0
         for row_id, source in self.state.pending_for(ip):
-            event = build_enrichment(found.entry, self.cfg, time.time(), source, found.cached)
+            event = build_enrichment(found.entry, self.cfg, time.time(), source, cached=found.cached)
             event["deferred"] = True
             try:
                 self.deliver(event, source)
@@ -255,35 +243,35 @@ class Lookup:
         return sent
 
 
-def handle_alert(run: Lookup, target: Target) -> int:
+def handle_alert(run: Lookup, out: Outbox, target: Target) -> int:
     """The integratord path: one address in, at most one enrichment or error event out."""
     log, ip, source = run.log, target.ip, target.source
     outcome = run.lookup(ip)
     try:
         if isinstance(outcome, Found):
-            event = build_enrichment(outcome.entry, run.cfg, time.time(), source, outcome.cached)
-            run.deliver(event, source)
+            event = build_enrichment(outcome.entry, run.cfg, time.time(), source, cached=outcome.cached)
+            out.deliver(event, source)
             log.info(f"{ip}: {event['verdict']} ({','.join(event['reasons'])})"
                      f"{' from cache' if outcome.cached else ''} for alert {shown(source['alert_id'])}")
-            run.flush_pending(ip, outcome)
+            out.flush_pending(ip, outcome)
             return EXIT_OK
         if isinstance(outcome, Deferred):
-            return EXIT_OK if run.defer(source, outcome.why) else EXIT_UNDELIVERED
+            return EXIT_OK if out.defer(source, outcome.why) else EXIT_UNDELIVERED
         exc = outcome.error
         log.error(f"{ip}: VirusTotal error {exc.code}: {exc.description}")
         if exc.transient:
-            run.defer(source, f"after {exc.code}")
+            out.defer(source, f"after {exc.code}")
         if outcome.report:
-            run.deliver(error_event(exc.code, exc.description, source), source)
+            out.deliver(error_event(exc.code, exc.description, source), source)
         return EXIT_OK
     except DeliveryError as exc:
         log.error(f"{ip}: {exc}")
         if isinstance(outcome, Found):
-            run.defer(source, "delivery failed")
+            out.defer(source, "delivery failed")
         return EXIT_UNDELIVERED
 
 
-def drain(run: Lookup) -> int:
+def drain(run: Lookup, out: Outbox) -> int:
     """Look up deferred alerts while budget allows; send them marked deferred."""
     state = run.state
     if state is None:
@@ -309,9 +297,9 @@ def drain(run: Lookup) -> int:
                     if exc.quota and outcome.report:
                         rows = state.pending_for(ip)
                         if rows:
-                            run.deliver(error_event(exc.code, exc.description, rows[0][1]), rows[0][1])
+                            out.deliver(error_event(exc.code, exc.description, rows[0][1]), rows[0][1])
                 break  # budget, quota or VT trouble: try again next minute
-            sent += run.flush_pending(ip, outcome)
+            sent += out.flush_pending(ip, outcome)
     except DeliveryError as exc:
         run.log.error(f"--drain: {exc}")
         return EXIT_UNDELIVERED

@@ -9,7 +9,7 @@ run goes on with the value before it.
 from __future__ import annotations
 
 from .codec import is_int, is_number, json_loads, shown
-from .wazuh import parse_network
+from .address import parse_network
 
 CONFIG_FILE = "custom-virustotal_ip.json"        # in <home>/etc
 TTL_KEYS = ("malicious", "suspicious", "unknown", "not_found")

@@ -66,7 +66,8 @@ class State:
                         return db
                 except sqlite3.OperationalError:
                     return db
-                db.executescript("""
+                # PRAGMA takes no bound parameters: the constant, formatted as an integer.
+                db.executescript(f"""
                     BEGIN;
                     CREATE TABLE IF NOT EXISTS cache(ip TEXT PRIMARY KEY, entry TEXT NOT NULL,
                                                      fetched_at REAL NOT NULL);
@@ -78,7 +79,7 @@ class State:
                     CREATE TABLE IF NOT EXISTS pending(
                         id INTEGER PRIMARY KEY, ip TEXT NOT NULL, source TEXT NOT NULL,
                         queued_at REAL NOT NULL, alert_key TEXT UNIQUE);
-                    PRAGMA user_version = 2;
+                    PRAGMA user_version = {SCHEMA_VERSION:d};
                     COMMIT;""")
         except BaseException:
             db.close()

@@ -9,8 +9,10 @@ are untrusted: bounded in size, checked in shape, their strings cleaned before u
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from .codec import clean_text, dig, is_int, is_number, json_loads
+from .deadline import Deadline, DeadlineExceeded
 
 USER_AGENT_TOOL = "wazuh-custom-virustotal_ip"
 MAX_VT_BODY = 8 << 20         # a VT answer larger than this is treated as malformed
@@ -89,8 +91,8 @@ def parse_communicating_files(body: object, limit: int) -> list:
 class VTClient:
     """GET requests to VT v3 with bounded retries inside the run's deadline."""
 
-    def __init__(self, api_url: str, api_key: str, timeout: float, retries: int,
-                 deadline, on_request) -> None:
+    def __init__(self, *, api_url: str, api_key: str, timeout: float, retries: int,
+                 deadline: Deadline, on_request: Callable[[], None]) -> None:
         if sys.flags.no_site:   # the wrapper starts Python with -S: add site-packages now
             import site
             site.main()
@@ -101,7 +103,7 @@ class VTClient:
         self.api_key = api_key
         self.timeout = timeout
         self.retries = retries
-        self.deadline = deadline      # lookup.Deadline: remaining(), watch(), Exceeded
+        self.deadline = deadline
         self.on_request = on_request  # counts every request against the budget
 
     def ip_object(self, ip: str) -> dict | None:
@@ -154,7 +156,7 @@ class VTClient:
                     if len(raw) > MAX_VT_BODY:
                         raise VTError("MalformedResponse", "answer larger than 8 MiB")
                 resp.close()
-        except self.deadline.Exceeded:
+        except DeadlineExceeded:
             raise VTError("Timeout", "VirusTotal did not answer within the run's time budget",
                           transient=True) from None
         except rq.Timeout:

@@ -2,7 +2,7 @@
 """The Wazuh edge: what integratord hands the script, and what goes back to Wazuh.
 
 In: integratord's argv (4.3 to 4.14) and the alert file, untrusted, and in it the source
-address, attacker-controlled. Out: one datagram on <home>/queue/sockets/queue,
+address, attacker-controlled (read by address.py). Out: one datagram on <home>/queue/sockets/queue,
 `1:<location>:<json>`, which analysisd decodes with its JSON decoder and our rules match
 (`data.virustotal_ip.*`), and lines in <home>/logs/integrations.log. See the Wazuh contract.
 """
@@ -13,6 +13,7 @@ import posix      # not os: see codec.py
 import sys
 import time
 
+from .address import ip_text, parse_ip, skip_reason
 from .codec import clean_text, dig, iso_utc, json_dumps, json_loads, shown, text_at
 from .verdict import evaluate
 
@@ -89,100 +90,6 @@ class Log:
 
 def integrations_log(home: str, debug: bool = False, echo: bool = False) -> Log:
     return Log(f"{home}/logs/integrations.log", debug, echo)
-
-
-# --------------------------------------------------------------------------- the source address
-# An address is its packed form: 4 bytes (IPv4) or 16 (IPv6). Only ip_text() of it is used in
-# requests, events and logs, so nothing of the original text reaches VirusTotal or Wazuh.
-# Parsed by inet_pton, not the `ipaddress` module (an import on every alert, and a library
-# whose idea of "global" changes between Python versions).
-
-IPV4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"      # ::ffff:0:0/96
-
-# IANA special-purpose ranges that are never looked up (explicit, so no Python version or
-# library decides what "global" means).
-NON_GLOBAL_NETS = (
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-    "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
-    "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
-    "::/128", "::1/128", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32",
-    "2002::/16", "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
-)
-
-
-def _pton(text: str) -> bytes | None:
-    """inet_pton accepts only a bare address: no zone id, port, path, query, leading zeros,
-    or anything around it."""
-    for family in (_socket.AF_INET, _socket.AF_INET6):
-        try:
-            return _socket.inet_pton(family, text)
-        except (OSError, ValueError):     # ValueError: an embedded NUL
-            continue
-    return None
-
-
-def parse_ip(text: object) -> bytes | None:
-    """The packed address in untrusted text, or None; IPv4-mapped IPv6 becomes IPv4."""
-    if not isinstance(text, str) or len(text) > 64:
-        return None
-    packed = _pton(text.strip())
-    if packed is not None and packed[:12] == IPV4_MAPPED_PREFIX:
-        packed = packed[12:]
-    return packed
-
-
-def ip_text(packed: bytes) -> str:
-    """The canonical text: dotted quad, or RFC 5952 IPv6 (lower case, longest zero run as ::)."""
-    if len(packed) == 4:
-        return ".".join(str(b) for b in packed)
-    groups = [int.from_bytes(packed[i:i + 2], "big") for i in range(0, 16, 2)]
-    start, length = -1, 1                    # a single zero group is never compressed
-    i = 0
-    while i < 8:
-        j = i
-        while j < 8 and groups[j] == 0:
-            j += 1
-        if j - i > length:
-            start, length = i, j - i
-        i = j + 1
-    hexes = [f"{g:x}" for g in groups]
-    if start < 0:
-        return ":".join(hexes)
-    return ":".join(hexes[:start]) + "::" + ":".join(hexes[start + length:])
-
-
-def parse_network(text: object) -> tuple | None:
-    """(packed address, prefix length) for CIDR text like 192.0.2.0/24 or 2001:db8::/32
-    (host bits allowed); a bare address is a /32 or /128. None when invalid."""
-    if not isinstance(text, str):
-        return None
-    addr, slash, prefix = text.partition("/")
-    packed = _pton(addr) if len(addr) <= 64 else None
-    if packed is None:
-        return None
-    bits = 8 * len(packed)
-    if not slash:
-        return packed, bits
-    if not (prefix.isdigit() and prefix.isascii() and len(prefix) <= 3 and int(prefix) <= bits):
-        return None
-    return packed, int(prefix)
-
-
-def in_network(packed: bytes, network: tuple) -> bool:
-    net, prefix = network
-    if len(packed) != len(net):
-        return False
-    shift = 8 * len(packed) - prefix
-    return int.from_bytes(packed, "big") >> shift == int.from_bytes(net, "big") >> shift
-
-
-def skip_reason(ip: bytes, skip_non_global: bool, allowlist: tuple) -> str | None:
-    """Why this address is never looked up (private, reserved, allowlisted), or None."""
-    if skip_non_global and any(in_network(ip, parse_network(n)) for n in NON_GLOBAL_NETS):
-        return "not a global address"
-    if any(in_network(ip, net) for net in allowlist):
-        return "allowlisted"
-    return None
 
 
 # --------------------------------------------------------------------------- in: argv and alert
@@ -304,7 +211,7 @@ def line_value(value: object) -> str:
     return "".join(ch for ch in str(value) if ch >= " " and ch not in "\"\\\x7f")
 
 
-def build_enrichment(entry: dict, cfg, now: float, source: dict, cached: bool) -> dict:
+def build_enrichment(entry: dict, cfg, now: float, source: dict, *, cached: bool) -> dict:
     """The `virustotal_ip` object sent to Wazuh (seed shape plus reasons/cached)."""
     ip = source["ip"]
     src = {"alert_id": source["alert_id"], "rule": source["rule"], "ip": ip}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from harness import REPO
+from manager_harness import WAZUH_VERSION
 
 BUILD = REPO / "tests" / "images" / "wazuh-src" / "build.sh"
 LOCK = REPO / "tests" / "images" / "wazuh-src" / "sources.lock"
@@ -16,10 +17,10 @@ LOCK = REPO / "tests" / "images" / "wazuh-src" / "sources.lock"
 
 def pins() -> dict:
     rows = [line.split() for line in LOCK.read_text().splitlines() if line and not line.startswith("#")]
-    return {(row[0], row[1]): (row[2], row[3]) for row in rows}
+    return {(row[0], row[1]): (row[2], row[3], row[6]) for row in rows}
 
 
-def build(sources: Path | str, version: str = "4.14.7", home: Path | None = None,
+def build(sources: Path | str, version: str = WAZUH_VERSION, home: Path | None = None,
           **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BUILD), version],
                           env={"PATH": "/usr/bin:/bin", "WAZUH_SOURCES": str(sources), "HOME": str(home or sources),
@@ -28,24 +29,24 @@ def build(sources: Path | str, version: str = "4.14.7", home: Path | None = None
 
 
 def test_an_archive_that_does_not_match_its_checksum_stops_the_build_naming_it(tmp_path):
-    for (name, version), (file, _sum) in pins().items():
-        if name != "wazuh" or version == "4.14.7":
+    for (name, version), (file, _sum, _commit) in pins().items():
+        if name != "wazuh" or version == WAZUH_VERSION:
             (tmp_path / file).write_bytes(b"not the pinned archive")
     r = build(tmp_path)
     assert r.returncode != 0
-    assert "wazuh-4.14.7-src.tar.xz does not match its pinned SHA-256" in r.stderr
+    assert f"wazuh-{WAZUH_VERSION}-src.tar.xz does not match its pinned SHA-256" in r.stderr
     assert "Refusing to build from unverified sources." in r.stderr
     assert "built" not in r.stdout
 
 
 def test_a_folder_without_the_pinned_archives_stops_the_build_saying_what_it_needs(tmp_path):
     r = build(tmp_path)
-    assert r.returncode != 0 and "has no wazuh-4.14.7-src.tar.xz" in r.stderr
+    assert r.returncode != 0 and f"has no wazuh-{WAZUH_VERSION}-src.tar.xz" in r.stderr
 
 
 def test_an_unpinned_version_is_refused_with_the_versions_there_are(tmp_path):
     r = build(tmp_path, "4.9.9")
-    assert r.returncode != 0 and "no pinned sources for Wazuh 4.9.9" in r.stderr and "4.14.7" in r.stderr
+    assert r.returncode != 0 and "no pinned sources for Wazuh 4.9.9" in r.stderr and WAZUH_VERSION in r.stderr
 
 
 def test_the_pins_are_the_checksums_of_the_shared_archives():
@@ -53,25 +54,26 @@ def test_the_pins_are_the_checksums_of_the_shared_archives():
     if not shared.is_dir():
         pytest.skip(f"no {shared} on this machine to compare the pins with")
     shared_sums = dict(reversed(line.split()) for line in (shared / "SHA256SUMS").read_text().splitlines())
-    for file, digest in pins().values():
+    for file, digest, _commit in pins().values():
         assert shared_sums[file] == digest, file
         assert hashlib.sha256((shared / file).read_bytes()).hexdigest() == digest, file
 
 
 def test_a_fetched_tag_that_is_not_the_pinned_commit_stops_the_build(tmp_path):
-    """The upstream path, against a local mirror whose v4.14.7 tag is another commit."""
+    """The upstream path, against a local mirror whose tag of the current version is another commit."""
     work = tmp_path / "work"
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     subprocess.run([*git, "init", "-q", str(work)], check=True)
     (work / "README").write_text("not wazuh\n")
     subprocess.run([*git, "-C", str(work), "add", "README"], check=True)
     subprocess.run([*git, "-C", str(work), "commit", "-qm", "x"], check=True)
-    subprocess.run([*git, "-C", str(work), "tag", "v4.14.7"], check=True)
+    subprocess.run([*git, "-C", str(work), "tag", f"v{WAZUH_VERSION}"], check=True)
     subprocess.run(["git", "clone", "-q", "--bare", str(work), str(tmp_path / "mirror" / "wazuh" / "wazuh.git")],
                    check=True)
     wrong = subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True,
                            check=True).stdout.strip()
     r = build("upstream", home=tmp_path, WAZUH_UPSTREAM_MIRROR=f"file://{tmp_path / 'mirror'}")
     assert r.returncode != 0
-    assert (f"tag v4.14.7 is commit {wrong}, not the pinned a42268a27c555d9348d5598fb8751eaf4c8e9024. "
+    pinned = pins()[("wazuh", WAZUH_VERSION)][2]
+    assert (f"tag v{WAZUH_VERSION} is commit {wrong}, not the pinned {pinned}. "
             "Refusing to build from unverified sources.") in r.stderr

@@ -10,7 +10,7 @@ import json
 import re
 
 import pytest
-from manager_harness import OSSEC, Manager, manager_image, sentinel, sentinel_rule_xml
+from manager_harness import OSSEC, WAZUH_VERSION, Manager, manager_image, sentinel, sentinel_rule_xml
 
 VT_RULES = (__import__("harness").RULES).read_text()
 
@@ -64,7 +64,7 @@ def test_tree_users_and_modes_are_the_official_ones(manager):
     conf = manager.read(f"{OSSEC}/etc/ossec.conf")
     assert conf.count("<ossec_config>") == 2
     assert manager.exec(f"{OSSEC}/framework/python/bin/python3", "-c", "import requests").returncode == 0
-    assert manager.control("info").stdout.decode().startswith('WAZUH_VERSION="v4.14.7"')
+    assert manager.control("info").stdout.decode().startswith(f'WAZUH_VERSION="v{WAZUH_VERSION}"')
 
 
 def test_status_lists_every_daemon_and_exits_1_on_a_healthy_manager(manager):

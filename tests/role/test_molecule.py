@@ -1,5 +1,6 @@
 """Molecule, as `make test` runs it: every scenario against Wazuh's own daemons built from
-source (localhost/wazuh-manager-src:4.14.7 and, end to end, :4.7.5; make wazuh-image).
+source (localhost/wazuh-manager-src at the current and the oldest version sources.lock pins;
+make wazuh-image).
 
 The same scenarios run unchanged against the official image with
 `WAZUH_MANAGER_IMAGE=wazuh/wazuh-manager:4.14.0 molecule test --all` where a registry is
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from harness import REPO
-from manager_harness import manager_image
+from manager_harness import WAZUH_OLDEST_VERSION, WAZUH_VERSION, manager_image
 
 MOLECULE_KEY = "molecule-test-key"
 
@@ -23,8 +24,8 @@ MOLECULE_KEY = "molecule-test-key"
 @pytest.mark.parametrize("scenario,flavour", [
     ("default", "wazuh-src"),
     ("failure", "wazuh-src"),
-    ("default", "wazuh-src-4.7.5"),      # the last Python 3.9 line, integratord without <timeout>/<retries>
-], ids=["default-4.14.7", "failure-4.14.7", "default-4.7.5"])
+    ("default", "wazuh-src-oldest"),     # the last Python 3.9 line, integratord without <timeout>/<retries>
+], ids=[f"default-{WAZUH_VERSION}", f"failure-{WAZUH_VERSION}", f"default-{WAZUH_OLDEST_VERSION}"])
 def test_molecule_scenario_passes_on_wazuhs_own_daemons(scenario, flavour):
     image = manager_image(flavour, "molecule")
     bindir = Path(sys.executable).parent

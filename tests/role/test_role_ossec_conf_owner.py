@@ -49,14 +49,14 @@ def printed_entry(out: str) -> list:
 
 
 def test_false_without_the_entry_fails_before_changing_anything_and_prints_it(manager, tmp_path):
-    before = manager.listing()
+    before = manager.snapshot()
     r = manager.site(tmp_path, *FALSE)
     out = " ".join(r.stdout.split())
     assert r.returncode != 0 and "has no custom-virustotal_ip <integration>" in out, out[-3000:]
     assert "Nothing was changed" in out
     assert printed_entry(out) == [{"name": "custom-virustotal_ip", "alert_format": "json",
                                    "rule_id": "5710,5712,5715,5716,5718,5719,5720,5758,5760,5763"}]
-    assert (manager.read(CONF), manager.listing()) == (manager.original_conf, before)
+    assert manager.read(CONF) == manager.original_conf and manager.snapshot() == before
 
 
 def test_false_with_the_printed_entry_deploys_without_touching_ossec_conf_and_reruns_change_nothing(manager, tmp_path):
@@ -89,13 +89,13 @@ def test_false_with_the_printed_entry_deploys_without_touching_ossec_conf_and_re
 
 def test_true_refuses_when_another_tool_declares_the_integration_and_names_the_line(manager, tmp_path):
     other_tool_writes(manager, [{"name": "custom-virustotal_ip", "rule_id": "5715", "alert_format": "json"}])
-    written, before = manager.read(CONF), manager.listing()
+    written, before = manager.read(CONF), manager.snapshot()
     line = next(i for i, text in enumerate(written.splitlines(), 1) if "<name>custom-virustotal_ip</name>" in text)
     r = manager.site(tmp_path)
     out = " ".join(r.stdout.split())
     assert r.returncode != 0, out[-3000:]
     assert f"outside this role's block (line {line})" in out and "set virustotal_ip_manage_ossec_conf: false" in out
-    assert (manager.read(CONF), manager.listing()) == (written, before)
+    assert manager.snapshot() == before                                     # ossec.conf included
 
 
 def test_false_refuses_a_second_declaration_beside_the_roles_earlier_block(manager, tmp_path):
@@ -117,9 +117,9 @@ def test_false_refuses_a_second_declaration_beside_the_roles_earlier_block(manag
 
 def test_false_refuses_active_response_which_needs_the_roles_block(manager, tmp_path):
     other_tool_writes(manager, [{"name": "custom-virustotal_ip", "rule_id": "5715", "alert_format": "json"}])
-    before = manager.listing()
+    before = manager.snapshot()
     r = manager.site(tmp_path, *FALSE, "-e", "virustotal_ip_active_response_enabled=true")
     out = " ".join(r.stdout.split())
     assert r.returncode != 0 and "virustotal_ip_active_response_enabled needs virustotal_ip_manage_ossec_conf: true" \
         in out, out[-3000:]
-    assert "rules_id: '199901'" in out and manager.listing() == before
+    assert "rules_id: '199901'" in out and manager.snapshot() == before

@@ -1,9 +1,9 @@
 """The role deploys only to the Wazuh versions it supports (4.3 up to, not including, 5.0),
 reading the version as Wazuh reports it (`wazuh-control info -v`), before anything changes.
 
-On Wazuh's own daemons (localhost/wazuh-manager-src:4.14.7) with the version wazuh-control
-reports changed: the one line of wazuh-control that sets it is rewritten, as a package of that
-version would have it.
+On Wazuh's own daemons (localhost/wazuh-manager-src at the current version sources.lock pins)
+with the version wazuh-control reports changed: the one line of wazuh-control that sets it is
+rewritten, as a package of that version would have it.
 """
 from __future__ import annotations
 
@@ -25,10 +25,6 @@ def reports(m: Manager, line: str) -> None:
     m.exec("sed", "-i", f"s/^VERSION=.*/{line}/", CONTROL, check=True)
 
 
-def untouched(m: Manager) -> tuple:
-    return m.read(f"{OSSEC}/etc/ossec.conf"), m.listing()
-
-
 @pytest.mark.parametrize("line, says", [
     ('VERSION="v5.0.0"', "Wazuh 5.0.0 on {host} has no wazuh-integratord (removed in 5.0)"),
     ('VERSION="v4.2.2"', "Wazuh 4.2.2 on {host} is older than 4.3.0"),
@@ -36,13 +32,13 @@ def untouched(m: Manager) -> tuple:
 ], ids=["5.0", "4.2", "unreadable"])
 def test_an_unsupported_or_unreadable_version_is_refused_before_anything_changes(manager, tmp_path, line, says):
     reports(manager, line)
-    before = untouched(manager)
+    before = manager.snapshot()
     r = manager.site(tmp_path)
     out = " ".join(r.stdout.split())
     assert r.returncode != 0, out[-3000:]
     assert says.format(host=manager.name) in out and "Nothing was changed" in out, out[-3000:]
     assert "virustotal_ip_skip_version_check=true" in out
-    assert untouched(manager) == before
+    assert manager.snapshot() == before
 
 
 def test_the_oldest_supported_version_is_accepted_and_deployed_without_timeout_and_retries(manager, tmp_path):

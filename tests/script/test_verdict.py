@@ -184,7 +184,7 @@ def test_verdict_line_values_carry_no_quotes_or_control_characters():
 def test_weighted_score_is_rounded_to_two_decimals():
     f = facts(m=1, engines={"x": "malicious"})
     e = wazuh.build_enrichment({"found": True, "facts": f, "fetched_at": NOW},
-                              cfg(engine_weights={"x": 1.23456}), NOW, seed_source("1.1.1.1"), False)
+                              cfg(engine_weights={"x": 1.23456}), NOW, seed_source("1.1.1.1"), cached=False)
     assert e["weighted_malicious"] == 1.23
 
 
@@ -192,7 +192,7 @@ def test_age_is_one_decimal_or_null():
     assert verdict_mod.age_in_days(None, NOW) is None
     assert verdict_mod.age_in_days(NOW + 5 * DAY, NOW) == 0.0   # a clock ahead of ours is not negative age
     e = wazuh.build_enrichment({"found": True, "facts": facts(age=None), "fetched_at": NOW}, cfg(), NOW,
-                              seed_source("1.1.1.1"), False)
+                              seed_source("1.1.1.1"), cached=False)
     assert (e["age_days"], e["last_analysis_date"]) == (None, None)
     assert "age_days=-" in e["verdict_line"]
 

@@ -5,14 +5,18 @@ they use only Wazuh's interfaces (files, wazuh-control, the queue socket, alerts
 integrations.log). Waiting is for a line to appear in alerts.json, with a time limit.
 """
 import json
-import random
 import shlex
-import time
+import sys
+from pathlib import Path
 
 import pytest
 
+# The helpers the harness uses too (tests/wazuh_events.py: standard library only).
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+from wazuh_events import ALERTS_JSON, OSSEC, SEND_DATAGRAM, parse_alerts
+from wazuh_events import enrichment_for as wazuh_events_enrichment_for
+
 testinfra_hosts = ["all"]
-OSSEC = "/var/ossec"
 BEGIN = "<!-- BEGIN custom-virustotal_ip (managed by the Ansible role virustotal_ip) -->"
 END = "<!-- END custom-virustotal_ip (managed by the Ansible role virustotal_ip) -->"
 
@@ -77,71 +81,35 @@ def test_ossec_conf_gets_our_block_and_nothing_else_changes(host):
     assert now.count(BEGIN) == 1
 
 
-def test_config_file_holds_every_setting(host):
+def test_config_file_holds_every_setting_the_deployed_script_knows_and_the_inventorys_values(host):
     config = json.loads(host.file(f"{OSSEC}/etc/custom-virustotal_ip.json").content_string)
+    code = (f"import json, sys; sys.path.append('{OSSEC}/integrations'); from virustotal_ip import settings; "
+            "print(json.dumps(sorted(settings.defaults())))")
+    known = json.loads(host.check_output(f"{OSSEC}/framework/python/bin/python3 -I -c {shlex.quote(code)}"))
+    assert sorted(config) == known
     assert config["api_url"] == "http://127.0.0.1:8090/api/v3"
+    assert (config["rate_limit_per_minute"], config["daily_quota"]) == (0, 0)
     assert (config["mal_strong_min"], config["weight_mal_strong"], config["stale_weak_days"]) == (3, 3.0, 90)
-    assert set(config) >= {"api_key", "risk_tags", "pivot_enabled", "ip_fields", "cache_ttl_hours",
-                           "rate_limit_per_minute", "allowlist", "engine_weights"}
 
 
 def test_integratord_is_running(host):
     assert "wazuh-integratord is running..." in host.run(f"{OSSEC}/bin/wazuh-control status").stdout
 
 
-SEND = """
-import socket, sys, time
-deadline = time.monotonic() + 60
-while True:
-    try:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        s.connect('/var/ossec/queue/sockets/queue')
-        s.send(sys.argv[1].encode())
-        break
-    except (ConnectionRefusedError, FileNotFoundError):   # analysisd (re)starting
-        if time.monotonic() > deadline:
-            raise
-        time.sleep(0.2)
-"""
-
-
-def sshd_login(ip):
-    """An sshd login line, unique by its port, as sshd logs it: analysisd decodes it and raises
-    stock rule 5715 (groups syslog, sshd, authentication_success), the integration's trigger."""
-    port = random.randrange(1024, 65536)
-    return f"Dec 10 01:02:02 host sshd[1234]: Accepted password for root from {ip} port {port} ssh2"
-
-
-def alerts_with(host, text):
-    """The alerts in alerts.json whose line holds `text` (a line still being written is skipped)."""
-    found = []
-    for line in host.run(f"grep -F {shlex.quote(text)} {OSSEC}/logs/alerts/alerts.json").stdout.splitlines():
-        try:
-            found.append(json.loads(line))
-        except ValueError:
-            continue
-    return found
-
-
 def enrichment_for(host, ip, timeout=90):
-    """Send an sshd login to analysisd (the real path: appending to alerts.json would race
-    with analysisd's own writes) and wait for the enrichment alert of the alert it raised."""
-    line = sshd_login(ip)
+    """The enrichment alert of an sshd login from `ip` sent to analysisd (wazuh_events.py: the
+    same helper the harness uses), through testinfra's connection to the manager."""
     python = f"{OSSEC}/framework/python/bin/python3"
-    host.run_expect([0], f"{python} -c {shlex.quote(SEND)} {shlex.quote('1:/var/log/auth.log:' + line)}")
-    deadline = time.monotonic() + timeout
-    alert_id = None
-    while time.monotonic() < deadline:
-        if alert_id is None:
-            alert_id = next((a["id"] for a in alerts_with(host, line) if a.get("full_log") == line), None)
-        if alert_id is not None:
-            for found in alerts_with(host, alert_id):
-                vt = found.get("data", {}).get("virustotal_ip", {})
-                if found["rule"]["id"].startswith("1999") and vt.get("source", {}).get("alert_id") == alert_id:
-                    return found
-        time.sleep(0.5)
-    raise AssertionError(f"no enrichment alert for {ip} ({line!r}, alert {alert_id}) within {timeout}s; "
-                         f"integrations.log: {host.run(f'tail -5 {OSSEC}/logs/integrations.log').stdout}")
+
+    def send(message):
+        host.run_expect([0], f"{python} -c {shlex.quote(SEND_DATAGRAM)} {shlex.quote(message.decode())}")
+
+    def alerts_with(text):
+        return parse_alerts(host.run(f"grep -F -- {shlex.quote(text)} {ALERTS_JSON}").stdout)
+
+    def context():
+        return f"; integrations.log ends:\n{host.run(f'tail -5 {OSSEC}/logs/integrations.log').stdout}"
+    return wazuh_events_enrichment_for(send, alerts_with, ip, timeout, context)
 
 
 def test_malicious_ip_comes_back_as_rule_199901_with_the_seeds_figures(host):

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds localhost/wazuh-manager-src:VERSION: Wazuh's own manager daemons compiled from
-# Wazuh's source (make wazuh-image [WAZUH_VERSION=4.7.5]).
+# Wazuh's source (make wazuh-image [WAZUH_VERSION=<another version in sources.lock>]).
 #
-#   build.sh [VERSION]          VERSION: 4.14.7 (default) or 4.7.5, as pinned in sources.lock
+#   build.sh [VERSION]          VERSION: a Wazuh version pinned in sources.lock (default: its first)
 #
 # A cached image is a verified one: the tests of Wazuh's interfaces as we use them
-# (tests/images/test_manager_interfaces.py) run on every new image of 4.14.7, and again whenever
+# (tests/images/test_manager_interfaces.py) run on every new image of the current version (sources.lock's first), and again whenever
 # they or what they load change; an image that fails them is untagged. A stamp under
 # ~/.cache/wazuh-virustotal-ip/verified/ records each image and test text that passed.
 #
@@ -19,7 +19,9 @@ repo=$(cd "$here/../../.." && pwd)
 # shellcheck source=tests/images/base.sh
 . "$here/../base.sh"
 
-version=${1:-${WAZUH_VERSION:-4.14.7}}
+# sources.lock is the one place the Wazuh versions are written: the first is the current one.
+newest=$(awk '$1 == "wazuh" {print $2; exit}' "$here/sources.lock")
+version=${1:-${WAZUH_VERSION:-$newest}}
 image=localhost/wazuh-manager-src:$version
 
 pin() {   # pin NAME VERSION -> "file sha256 url tag commit", or nothing
@@ -65,7 +67,10 @@ fi
 ctx=$(mktemp -d /tmp/vtip-wazuh-src.XXXXXX)
 trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/sources"
-for dep in "wazuh $version" "cJSON 1.7.18" "audit-userspace 2.8.4"; do
+# Wazuh at $version, and every other pinned source (each at its one pinned version).
+deps=("wazuh $version")
+while read -r dep; do deps+=("$dep"); done < <(awk '!/^#/ && NF && $1 != "wazuh" {print $1, $2}' "$here/sources.lock")
+for dep in "${deps[@]}"; do
     read -r file sum url tag commit <<<"$(pin $dep)"
     if [ -n "$sources" ]; then
         from_folder "$sources" "$file" "$sum"
@@ -86,8 +91,9 @@ docker build --force-rm --network host --tag "$image" --build-arg BASE="$BASE_IM
 rm -f "$ctx.log"
 echo "build.sh: $image built in $(( $(date +%s) - start )) s (Wazuh $version from source)"
 
-# Verification: the interface tests are written for 4.14.7 (4.7.5 is proven end to end by molecule).
-[ "$version" = 4.14.7 ] || exit 0
+# Verification: the interface tests are written for the current version (an older one is
+# proven end to end by molecule).
+[ "$version" = "$newest" ] || exit 0
 [ -z "${VTIP_VERIFYING_IMAGE:-}" ] || exit 0        # the tests' own calls, while they verify it
 python=$repo/.venv/bin/python
 [ -x "$python" ] || die "no $python to verify $image with: run make venv first"
