@@ -8,7 +8,7 @@ host-deny, which writes the address into /etc/hosts.deny.
 from __future__ import annotations
 
 import pytest
-from manager_harness import OSSEC, Manager, manager_image
+from manager_harness import OSSEC, Manager, deployed_image, manager_image
 
 KEY = "ar-test-key"
 MALICIOUS, UNKNOWN = "64.62.197.132", "108.157.98.17"
@@ -18,8 +18,18 @@ AR = ("-e", "virustotal_ip_api_url=http://127.0.0.1:8090/api/v3",
 
 @pytest.fixture
 def manager():
-    m = Manager(manager_image("wazuh-src", "Active Response with Wazuh's own execd"))
+    """A deployed manager (manager_harness.deployed_image) with the VirusTotal stand-in: turning
+    Active Response on is a change to an installed integration, as in the field."""
+    manager_image("wazuh-src", "Active Response with Wazuh's own execd")
+    m = Manager(deployed_image())
     m.start_vt_server(KEY)
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def fresh():
+    m = Manager(manager_image("wazuh-src", "Active Response with Wazuh's own execd"))
     yield m
     m.stop()
 
@@ -58,7 +68,8 @@ def test_turning_it_off_removes_the_active_response_and_validates(manager, tmp_p
     assert "TASK [virustotal_ip : Validate the manager's configuration]" in r.stdout
 
 
-def test_a_command_ossec_conf_does_not_define_is_refused_before_anything_changes(manager, tmp_path):
+def test_a_command_ossec_conf_does_not_define_is_refused_before_anything_changes(fresh, tmp_path):
+    manager = fresh
     conf = manager.read(f"{OSSEC}/etc/ossec.conf")
     r = manager.site(tmp_path, *AR, "-e", "virustotal_ip_active_response_enabled=true",
                      "-e", "virustotal_ip_active_response_command=block-everything", api_key=KEY)

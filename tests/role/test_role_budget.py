@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from manager_harness import OSSEC, Manager, manager_image
+from manager_harness import OSSEC, Manager, deployed_image, manager_image
 
 CONFIG = f"{OSSEC}/etc/custom-virustotal_ip.json"
 
@@ -19,8 +19,8 @@ def config(m: Manager) -> dict:
 
 
 def test_three_managers_sharing_a_key_split_its_budget_and_one_with_its_own_keeps_all_of_it(tmp_path):
-    image = manager_image("wazuh-src", "the fleet's shared key budget")
-    shared, alone = Manager(image), Manager(image)
+    manager_image("wazuh-src", "the fleet's shared key budget")
+    shared, alone = Manager(deployed_image()), Manager(deployed_image())     # deployed with one manager's budget
     try:
         elsewhere = {"ansible_connection": "community.docker.docker", "virustotal_ip_api_key": "key-A"}
         r = shared.site(tmp_path, "--limit", f"{shared.name},{alone.name}", api_key="key-A", other_hosts={

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from manager_harness import OSSEC, Manager, manager_image
+from manager_harness import OSSEC, Manager, deployed_image, manager_image
 
 CONF = f"{OSSEC}/etc/ossec.conf"
 FALSE = ("-e", "virustotal_ip_manage_ossec_conf=false")
@@ -20,6 +20,15 @@ FALSE = ("-e", "virustotal_ip_manage_ossec_conf=false")
 def manager():
     m = Manager(manager_image("wazuh-src", "the role beside wazuh-ansible"))
     m.original_conf = m.read(CONF)
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def deployed():
+    """A manager site.yml deployed to with the role's own block (manager_harness.deployed_image)."""
+    manager_image("wazuh-src", "the role beside wazuh-ansible")
+    m = Manager(deployed_image())
     yield m
     m.stop()
 
@@ -98,9 +107,8 @@ def test_true_refuses_when_another_tool_declares_the_integration_and_names_the_l
     assert manager.snapshot() == before                                     # ossec.conf included
 
 
-def test_false_refuses_a_second_declaration_beside_the_roles_earlier_block(manager, tmp_path):
-    r = manager.site(tmp_path)                                              # the role's own block first
-    assert r.returncode == 0, r.stdout[-3000:]
+def test_false_refuses_a_second_declaration_beside_the_roles_earlier_block(deployed, tmp_path):
+    manager = deployed                                                      # the role's own block first
     conf = manager.read(CONF)
     head, _, block = conf.rpartition("<!-- BEGIN custom-virustotal_ip")
     head, end, tail = head.rpartition("</ossec_config>")             # inside the last block before ours

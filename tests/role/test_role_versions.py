@@ -8,14 +8,17 @@ rewritten, as a package of that version would have it.
 from __future__ import annotations
 
 import pytest
-from manager_harness import OSSEC, Manager, manager_image
+from manager_harness import OSSEC, Manager, deployed_image, manager_image
 
 CONTROL = f"{OSSEC}/bin/wazuh-control"
 
 
 @pytest.fixture(scope="module")
 def manager():
-    m = Manager(manager_image("wazuh-src", "the role's version guard"))
+    """A deployed manager (manager_harness.deployed_image): the guard protects installs and
+    upgrades alike; the oldest version's run rewrites the block without timeout and retries."""
+    manager_image("wazuh-src", "the role's version guard")
+    m = Manager(deployed_image())
     yield m
     m.stop()
 
