@@ -29,13 +29,23 @@ def pytest_sessionfinish(session):
 
 
 def pytest_collection_modifyitems(items):
-    """Slowest first: the molecule scenarios (minutes each), then the tests that start a
-    manager container, then the script's tests (seconds), so the short ones fill the gaps."""
-    def weight(item) -> int:
+    """Longest first, for `--dist load --maxschedchunk 1` (pyproject.toml), which gives each
+    worker two tests to start with, then one more each time it finishes one: the molecule
+    scenarios (minutes each; `failure` the longest), then the tests that start a manager
+    container, then the script's tests (seconds), which fill the gaps at the end. Each scenario
+    is followed by one script test, so no worker starts with two scenarios to run in a row.
+    (worksteal, the default, hands out contiguous slices: every scenario went to one worker.)"""
+    def weight(item) -> tuple:
         if item.path.name == "test_molecule.py":
-            return 0
-        return 2 if item.path.parent.name == "script" else 1
+            return (0, "failure" not in item.name)
+        return (2 if item.path.parent.name == "script" else 1, False)
     items.sort(key=weight)
+    scenarios = [item for item in items if item.path.name == "test_molecule.py"]
+    fillers = [item for item in items if item.path.parent.name == "script"][:len(scenarios)]
+    head = []
+    for n, scenario in enumerate(scenarios):
+        head += [scenario, *fillers[n:n + 1]]
+    items[:] = head + [item for item in items if item not in head]
 
 
 @pytest.fixture(scope="session")

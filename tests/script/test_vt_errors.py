@@ -115,12 +115,12 @@ def test_redirects_are_not_followed_so_the_key_stays_home(home, vt):
 
 
 def test_connection_refused_is_an_error_event_within_the_time_bound(home, vt):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()                                    # nothing listens there now
-    home.config({"api_url": f"http://127.0.0.1:{port}/api/v3"})
-    r = home.run(timeout=1, retries=2)
+    # Bound but not listening: connections are refused, and no other process (another test's
+    # server, in parallel) can take the port meanwhile, as it could after a close().
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        home.config({"api_url": f"http://127.0.0.1:{s.getsockname()[1]}/api/v3"})
+        r = home.run(timeout=1, retries=2)
     e = only_event(r)
     assert e["error"] == "ConnectionError" and "cannot reach VirusTotal" in e["description"]
     assert r.elapsed < 1 * 3 + 2
