@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from manager_harness import OSSEC, Manager, deployed_image, manager_image
+from manager_harness import OSSEC, Manager, manager_image
 
 CONF = f"{OSSEC}/etc/ossec.conf"
 FALSE = ("-e", "virustotal_ip_manage_ossec_conf=false")
@@ -20,15 +20,6 @@ FALSE = ("-e", "virustotal_ip_manage_ossec_conf=false")
 def manager():
     m = Manager(manager_image("wazuh-src", "the role beside wazuh-ansible"))
     m.original_conf = m.read(CONF)
-    yield m
-    m.stop()
-
-
-@pytest.fixture
-def deployed():
-    """A manager site.yml deployed to with the role's own block (manager_harness.deployed_image)."""
-    manager_image("wazuh-src", "the role beside wazuh-ansible")
-    m = Manager(deployed_image())
     yield m
     m.stop()
 

@@ -11,24 +11,15 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
-from manager_harness import OSSEC, Manager, deployed_image, manager_image
-
-
-@pytest.fixture
-def manager():
-    """A deployed manager (site.yml once per test run, manager_harness.deployed_image)."""
-    manager_image("wazuh-src", "role tag runs")
-    m = Manager(deployed_image())
-    yield m
-    m.stop()
+from manager_harness import OSSEC, Manager
 
 
 def site(manager: Manager, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return manager.site(tmp_path, *args)
 
 
-def test_each_phase_tag_runs_alone(manager, tmp_path):
+def test_each_phase_tag_runs_alone(deployed, tmp_path):
+    manager = deployed
     pids = manager.sh(f"ls {OSSEC}/var/run | grep '[.]pid$'").stdout
 
     r = site(manager, tmp_path, "--tags", "virustotal_ip_rules", "-e", "virustotal_ip_rules_level_malicious=13")
