@@ -26,11 +26,14 @@ MOLECULE_KEY = "molecule-test-key"
     ("failure", "wazuh-src"),
     ("default", "wazuh-src-oldest"),     # the last Python 3.9 line, integratord without <timeout>/<retries>
 ], ids=[f"default-{WAZUH_VERSION}", f"failure-{WAZUH_VERSION}", f"default-{WAZUH_OLDEST_VERSION}"])
-def test_molecule_scenario_passes_on_wazuhs_own_daemons(scenario, flavour):
+def test_molecule_scenario_passes_on_wazuhs_own_daemons(scenario, flavour, tmp_path):
     image = manager_image(flavour, "molecule")
     bindir = Path(sys.executable).parent
+    # Scenarios run in parallel, `default` twice: each its own instance names and its own
+    # ephemeral directory (molecule's default is one per scenario name, under ~/.ansible/tmp).
     env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", WAZUH_MANAGER_IMAGE=image,
-               MOLECULE_RUN_ID=uuid.uuid4().hex[:10], ANSIBLE_FORCE_COLOR="0", PY_COLORS="0", NO_COLOR="1")
+               MOLECULE_RUN_ID=uuid.uuid4().hex[:10], MOLECULE_EPHEMERAL_DIRECTORY=str(tmp_path / "molecule"),
+               ANSIBLE_FORCE_COLOR="0", PY_COLORS="0", NO_COLOR="1")
     r = subprocess.run([str(bindir / "molecule"), "test", "-s", scenario], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=1200, check=False)
     output = r.stdout + r.stderr
