@@ -41,6 +41,7 @@ IMAGES = {
                          [str(IMAGES_DIR / "wazuh-src" / "build.sh"), WAZUH_OLDEST_VERSION]),
 }
 WAZUH_SRC_IMAGE = IMAGES["wazuh-src"][0]
+PID_FILES = f"ls {OSSEC}/var/run | grep '[.]pid$'"
 # Wazuh's own analysisd (no wazuh-db here) processes events from ~17 s after each start.
 ALERT_TIMEOUT = 60
 
@@ -153,8 +154,13 @@ class Manager:
         where = f"{OSSEC}/etc {OSSEC}/integrations /etc/cron.d /etc/systemd/system"
         out = self.sh(f"find {where} -printf '%p %u:%g %m %y\\n' 2>/dev/null | sort; "
                       f"find {where} -type f ! -name '*.pyc' -exec sha256sum {{}} + 2>/dev/null | sort; "
-                      f"ls {OSSEC}/var/run | grep '[.]pid$'").stdout.decode()
+                      f"{PID_FILES}").stdout.decode()
         return out.splitlines()
+
+    def pid_files(self) -> str:
+        """The daemons' pid files: a restart changes them (not analysisd's .state file, which
+        it writes there seconds after a start)."""
+        return self.sh(PID_FILES).stdout.decode()
 
     def control(self, action: str) -> subprocess.CompletedProcess:
         return self.exec(f"{OSSEC}/bin/wazuh-control", action)

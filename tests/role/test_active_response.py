@@ -8,7 +8,7 @@ host-deny, which writes the address into /etc/hosts.deny.
 from __future__ import annotations
 
 import pytest
-from manager_harness import OSSEC, Manager, deployed_image, manager_image
+from manager_harness import OSSEC, Manager, manager_image
 
 KEY = "ar-test-key"
 MALICIOUS, UNKNOWN = "64.62.197.132", "108.157.98.17"
@@ -17,14 +17,11 @@ AR = ("-e", "virustotal_ip_api_url=http://127.0.0.1:8090/api/v3",
 
 
 @pytest.fixture
-def manager():
-    """A deployed manager (manager_harness.deployed_image) with the VirusTotal stand-in: turning
-    Active Response on is a change to an installed integration, as in the field."""
-    manager_image("wazuh-src", "Active Response with Wazuh's own execd")
-    m = Manager(deployed_image())
-    m.start_vt_server(KEY)
-    yield m
-    m.stop()
+def manager(deployed):
+    """A deployed manager (conftest.py) with the VirusTotal stand-in: turning Active Response
+    on is a change to an installed integration, as in the field."""
+    deployed.start_vt_server(KEY)
+    return deployed
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from harness import REPO
-from manager_harness import OSSEC, Manager, deployed_image, manager_image
+from manager_harness import OSSEC, Manager, manager_image
 
 BROKEN = '<group name="test,"><rule id="100900" level="17"><description>x</description></rule></group>\n'
 LEVEL_13 = ("-e", "virustotal_ip_rules_level_malicious=13")
@@ -24,13 +24,10 @@ NEW_TRIGGER = ("-e", json.dumps({"virustotal_ip_trigger_groups": ["sshd", "authe
 
 
 @pytest.fixture
-def manager():
-    """A deployed manager (site.yml once per test run, manager_harness.deployed_image)."""
-    manager_image("wazuh-src", "the role's rollback on every entry point")
-    m = Manager(deployed_image())
-    m.put(f"{OSSEC}/etc/rules/zz_broken.xml", BROKEN, mode="0660", owner="wazuh:wazuh")
-    yield m
-    m.stop()
+def manager(deployed):
+    """A deployed manager (conftest.py) with a rules file that analysisd refuses."""
+    deployed.put(f"{OSSEC}/etc/rules/zz_broken.xml", BROKEN, mode="0660", owner="wazuh:wazuh")
+    return deployed
 
 
 def assert_rolled_back(m: Manager, before: dict, r) -> None:

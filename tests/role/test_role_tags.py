@@ -20,21 +20,21 @@ def site(manager: Manager, tmp_path: Path, *args: str) -> subprocess.CompletedPr
 
 def test_each_phase_tag_runs_alone(deployed, tmp_path):
     manager = deployed
-    pids = manager.sh(f"ls {OSSEC}/var/run | grep '[.]pid$'").stdout
+    pids = manager.pid_files()
 
     r = site(manager, tmp_path, "--tags", "virustotal_ip_rules", "-e", "virustotal_ip_rules_level_malicious=13")
     assert r.returncode == 0, r.stdout[-3000:]
     assert '<rule id="199901" level="13">' in manager.read(f"{OSSEC}/etc/rules/virustotal_ip_rules.xml")
-    assert manager.sh(f"ls {OSSEC}/var/run | grep '[.]pid$'").stdout != pids          # rules changed: restarted
+    assert manager.pid_files() != pids          # rules changed: restarted
 
-    pids = manager.sh(f"ls {OSSEC}/var/run | grep '[.]pid$'").stdout
+    pids = manager.pid_files()
     # values given with -e are strings: the config file must still get a number and a boolean
     r = site(manager, tmp_path, "--tags", "virustotal_ip_configure", "-e", "virustotal_ip_mal_strong_min=5",
              "-e", "virustotal_ip_pivot_enabled=false", "-e", "virustotal_ip_rules_level_malicious=13")
     assert r.returncode == 0, r.stdout[-3000:]
     config = json.loads(manager.read(f"{OSSEC}/etc/custom-virustotal_ip.json"))
     assert (config["mal_strong_min"], config["pivot_enabled"]) == (5, False)
-    assert manager.sh(f"ls {OSSEC}/var/run | grep '[.]pid$'").stdout == pids          # thresholds only: no restart
+    assert manager.pid_files() == pids          # thresholds only: no restart
 
     r = site(manager, tmp_path, "--tags", "virustotal_ip_install", "-e", "virustotal_ip_rules_level_malicious=13")
     assert r.returncode == 0, r.stdout[-3000:]
