@@ -1,0 +1,112 @@
+"""A dry run that tells the truth, on Wazuh's own daemons: in each state an installed manager
+can be in (as deployed, a variable changed and changed back, the code changed, half-installed
+by hand), `--check --diff` of site.yml and of the uninstall passes, changes nothing (content,
+owners, modes, daemons), never shows the key, and announces every task the real run that
+follows then changes, the restart among them. (The fresh manager: test_role_check_mode.py.)
+
+The restart was once only "skipping" in a dry run (a command does not run in check mode), so
+the dry run of a change that restarts the manager did not say it would.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ansible_output import changed_tasks, warnings
+from manager_harness import OSSEC, REPO, Manager
+
+KEY = "tag-test-key"       # the deployed image's key (Manager.site's default): its config is current
+UNINSTALL = REPO / "playbooks" / "uninstall.yml"
+RESTART = "virustotal_ip : Restart wazuh-manager"
+# Steps of the real run that follow from a change the dry run announced but cannot show
+# themselves changing: bytecode is compiled from the code the real run copied, and its mode
+# set; the backups the real run made of the files it changed are removed once they validate.
+FOLLOW_ON = {
+    "virustotal_ip : Compile the entry point and the package with the manager's Python",
+    "virustotal_ip : Let the wazuh group read the compiled code",
+    "virustotal_ip : Remove the backups of the files that validated",
+}
+
+
+def dry_then_real(m: Manager, tmp_path: Path, *args: str, playbook: Path = REPO / "site.yml") -> tuple:
+    """`--check --diff`, then the same run for real: the dry run passes, changes nothing and
+    never shows the key; the real run passes and changes nothing the dry run did not announce;
+    neither prints a warning. Returns (dry run's output, the dry run's changed tasks, the real run's)."""
+    before = m.snapshot()
+    dry = m.site(tmp_path, "--check", "--diff", *args, playbook=playbook)
+    assert dry.returncode == 0, dry.stdout[-3000:]
+    assert m.snapshot() == before, "the dry run changed the manager"
+    assert KEY not in dry.stdout + dry.stderr
+    real = m.site(tmp_path, "--diff", *args, playbook=playbook)
+    assert real.returncode == 0, real.stdout[-3000:]
+    announced, made = changed_tasks(dry.stdout), changed_tasks(real.stdout)
+    assert made - FOLLOW_ON <= announced, f"changed but not announced by the dry run: {made - FOLLOW_ON - announced}"
+    printed = warnings(dry.stdout, dry.stderr, real.stdout, real.stderr)
+    assert not printed, printed
+    return dry.stdout, announced, made
+
+
+def restarted(m: Manager, pids: str) -> bool:
+    return m.pid_files() != pids
+
+
+def test_a_dry_run_announces_each_variable_change_and_the_restart_and_changes_back_alike(deployed, tmp_path):
+    m = deployed
+    pids = m.pid_files()
+    out, announced, made = dry_then_real(m, tmp_path)
+    assert announced == made == set(), out[-3000:]     # as deployed: nothing to do, nothing announced
+    assert not restarted(m, pids)
+
+    changes = ("-e", "virustotal_ip_mal_strong_min=5",                      # a threshold: the config file
+               "-e", '{"virustotal_ip_trigger_groups": ["sshd", "authentication_failed"]}',  # ossec.conf
+               "-e", "virustotal_ip_active_response_enabled=true",           # ossec.conf
+               "-e", "virustotal_ip_active_response_command=host-deny")
+    out, announced, made = dry_then_real(m, tmp_path, *changes)
+    assert "+    <group>sshd,authentication_failed</group>" in out          # the ossec.conf block, as a diff
+    assert "+    <command>host-deny</command>" in out
+    assert '-  "mal_strong_min": 3,' in out and '+  "mal_strong_min": 5,' in out   # the config file, key masked
+    assert RESTART in announced and restarted(m, pids)
+    assert "virustotal_ip : Write the integration's configuration (read on every alert; no restart needed)" in made
+    assert "<command>host-deny</command>" in m.role_block()
+
+    pids = m.pid_files()
+    out, announced, made = dry_then_real(m, tmp_path)                       # back to the defaults: AR off
+    assert "-    <command>host-deny</command>" in out
+    assert RESTART in announced and restarted(m, pids)
+    assert "<active-response>" not in m.role_block()
+
+
+def test_a_dry_run_announces_new_code_and_then_the_uninstall(deployed, tmp_path):
+    m = deployed
+    pids = m.pid_files()
+    m.sh(f"echo '# an older release' >> {OSSEC}/integrations/virustotal_ip/verdict.py")   # the code of another version
+    out, announced, made = dry_then_real(m, tmp_path)
+    assert "-# an older release" in out                                     # the code, as a diff
+    assert "virustotal_ip : Install the wrapper, the entry point and the package" in made
+    assert RESTART in announced and restarted(m, pids)
+    assert "older release" not in m.read(f"{OSSEC}/integrations/virustotal_ip/verdict.py")
+
+    pids = m.pid_files()
+    out, announced, made = dry_then_real(m, tmp_path, playbook=UNINSTALL)   # uninstall, fully installed
+    assert "-<!-- BEGIN custom-virustotal_ip" in out                        # the block's removal, as a diff
+    assert "virustotal_ip : Remove the <integration> block from ossec.conf" in made
+    assert RESTART in announced and restarted(m, pids)
+    assert m.exec("test", "-e", f"{OSSEC}/integrations/virustotal_ip").returncode == 1
+
+
+def test_a_dry_run_on_a_half_installed_manager_announces_the_repair_and_then_the_uninstall(deployed, tmp_path):
+    m = deployed
+    removed = (f"{OSSEC}/etc/rules/virustotal_ip_rules.xml", f"{OSSEC}/integrations/virustotal_ip/verdict.py")
+    m.exec("rm", *removed, check=True)                                     # files removed by hand
+    pids = m.pid_files()
+    out, announced, made = dry_then_real(m, tmp_path)
+    assert {"virustotal_ip : Install the wrapper, the entry point and the package",
+            "virustotal_ip : Install the rules (standalone manager or cluster master)"} <= made, made
+    assert RESTART in announced and restarted(m, pids)
+    assert m.exec("test", "-f", removed[0]).returncode == m.exec("test", "-f", removed[1]).returncode == 0
+
+    m.exec("rm", *removed, check=True)
+    pids = m.pid_files()
+    out, announced, made = dry_then_real(m, tmp_path, playbook=UNINSTALL)   # uninstall, half-installed
+    assert "-<!-- BEGIN custom-virustotal_ip" in out
+    assert "virustotal_ip : Remove the code, rules, configuration, state and schedule" in made
+    assert RESTART in announced and restarted(m, pids)
