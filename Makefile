@@ -11,7 +11,7 @@ WAZUH_VERSION ?= $(firstword $(WAZUH_VERSIONS))
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: help venv lint pytest test bench demo wazuh-image molecule demo-clean clean settings
+.PHONY: help venv lint pytest test bench demo wazuh-image molecule demo-clean clean settings collection
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -26,7 +26,7 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP) ## create .venv from requirements.txt (done by every target that needs it)
 
-lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), syntax checks
+lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), syntax checks, Galaxy's import check
 	$(BIN)/ruff check files plugins tests bench molecule demo
 	$(BIN)/yamllint --strict .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline
@@ -37,6 +37,16 @@ lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), syntax checks
 	sh -n tests/images/wazuh-src/bin/install
 	bash -n tests/images/base.sh
 	bash -n tests/images/wazuh-src/build.sh
+	$(BIN)/antsibull-changelog lint
+	@# Galaxy's own import check, on the tarball as published; the repository URL Galaxy requires
+	@# is a reserved .invalid placeholder here (the real one is given to make collection).
+	$(BIN)/python tests/build_collection.py --repository https://git.example.invalid/wazuh-virustotal-ip \
+	    --out build/lint --import-check
+
+collection: $(STAMP) ## the tarball to publish, into build/: make collection REPOSITORY=<url> [DOCUMENTATION= ISSUES= HOMEPAGE=]
+	$(BIN)/python tests/build_collection.py --repository "$(REPOSITORY)" \
+	    $(if $(DOCUMENTATION),--documentation "$(DOCUMENTATION)") $(if $(ISSUES),--issues "$(ISSUES)") \
+	    $(if $(HOMEPAGE),--homepage "$(HOMEPAGE)")
 
 pytest: $(STAMP) ## pytest: the integration (under every Python found), the role, molecule, on Wazuh's own daemons
 	tests/script-pythons/make-venvs.sh
@@ -64,4 +74,4 @@ molecule: $(STAMP) ## molecule test --all against WAZUH_MANAGER_IMAGE (default: 
 	PATH="$(CURDIR)/$(BIN):$$PATH" MOLECULE_RUN_ID=$$(date +%s%N) $(BIN)/molecule test --all
 
 clean: ## remove the venvs and caches
-	rm -rf $(VENV) .venv-script-* .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-script-* .pytest_cache .ruff_cache build

@@ -8,6 +8,7 @@ markers:
   roles/virustotal_ip/vars/main.yml           their range checks, and the config file's keys
   docs/configuration.md                       the script's configuration table, and the role's
                                               variable table (from argument_specs, whole)
+  roles/virustotal_ip/README.md               the role's variable table, again
 and, whole, the two files a manual install (docs/deploying.md) writes by hand:
   templates/custom-virustotal_ip.json         every setting at its default
   templates/ossec_integration.xml             the role's <integration> block at its defaults
@@ -146,6 +147,7 @@ TARGETS = {
     ROLE / "meta" / "argument_specs.yml": {"script settings": specs_region},
     ROLE / "vars" / "main.yml": {"script settings ranges": ranges_region, "script settings config": config_region},
     REPO / "docs" / "configuration.md": {"config table": config_table, "role variable table": role_table},
+    ROLE / "README.md": {"role variable table": role_table},
 }
 
 

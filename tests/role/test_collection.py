@@ -5,7 +5,10 @@ roles path), on Wazuh's own daemons.
 """
 from __future__ import annotations
 
+import json
 import os
+import posixpath
+import re
 import subprocess
 import sys
 import tarfile
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_output import warnings
 from harness import REPO
 from manager_harness import OSSEC, Manager, manager_image
 
@@ -20,6 +24,9 @@ GALAXY = yaml.safe_load((REPO / "galaxy.yml").read_text())
 FQCN = f"{GALAXY['namespace']}.{GALAXY['name']}"
 BIN = Path(sys.executable).parent
 KEY = "collection-test-key"
+# Ansible's own notice about a setup without ansible.cfg's interpreter_python (this test runs
+# with no configuration, as a new user does): not the collection's to silence.
+USERS_SETUP = ("is using the discovered Python interpreter at",)
 
 
 def run(argv: list, cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -43,19 +50,38 @@ def installed(tmp_path_factory):
     return tarball, env, work
 
 
-def test_the_tarball_holds_the_role_its_files_and_playbooks_and_no_local_state(installed):
+SHIPPED = {"MANIFEST.json", "FILES.json", "README.md", "LICENSE", "CHANGELOG.md", "roles", "playbooks", "plugins",
+           "files", "meta", "templates", "docs", "inventory.example", "changelogs"}
+
+
+def test_the_tarball_ships_what_users_run_and_nothing_of_the_development_kit(installed):
     tarball, _, _ = installed
     with tarfile.open(tarball) as tar:
         names = set(tar.getnames())
-    for wanted in ("MANIFEST.json", "meta/runtime.yml", "LICENSE", "CHANGELOG.md",
+    for wanted in ("MANIFEST.json", "meta/runtime.yml", "LICENSE", "CHANGELOG.md", "roles/virustotal_ip/README.md",
                    "roles/virustotal_ip/tasks/main.yml", "files/custom-virustotal_ip.py", "files/custom-virustotal_ip",
-                   "files/virustotal_ip/cli.py", "files/virustotal_ip/verdict.py",
+                   "files/virustotal_ip/cli.py", "files/virustotal_ip/verdict.py", "inventory.example/hosts.yml",
                    "playbooks/site.yml", "playbooks/check_ip.yml", "playbooks/uninstall.yml",
-                   "plugins/filter/ossec_conf.py"):
+                   "plugins/filter/ossec_conf.py", "plugins/modules/config_diff.py", "docs/deploying.md"):
         assert wanted in names, wanted
-    assert not [n for n in names if n.split("/")[0] in (".venv", "build", ".git", ".pytest_cache", ".ruff_cache",
-                                                         ".collections")
-                or "__pycache__" in n or n.startswith(".venv-")]
+    assert {n.split("/")[0] for n in names} <= SHIPPED, {n.split("/")[0] for n in names} - SHIPPED
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+def test_every_link_in_the_tarballs_documents_resolves_inside_it(installed):
+    tarball, _, _ = installed
+    with tarfile.open(tarball) as tar:
+        names = set(tar.getnames())
+        documents = {n: tar.extractfile(n).read().decode() for n in names if n.endswith(".md")}
+    broken = []
+    for name, text in documents.items():
+        for link in re.findall(r"\]\(([^)#\s]+)", text):
+            if "://" in link or link.startswith("mailto:"):
+                continue
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(name), link))
+            if target not in names and not any(n.startswith(target + "/") for n in names):
+                broken.append(f"{name}: {link}")
+    assert not broken, broken
 
 
 def test_the_installed_collection_deploys_checks_and_uninstalls_by_fully_qualified_names(installed, tmp_path):
@@ -72,6 +98,9 @@ def test_the_installed_collection_deploys_checks_and_uninstalls_by_fully_qualifi
 
         r = run(playbook + [f"{FQCN}.site"], tmp_path, env)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+        # a first install, as a user runs it: no warning
+        printed = warnings(r.stdout, r.stderr, about_the_users_setup=USERS_SETUP)
+        assert not printed, printed
         deployed = m.exec("cat", f"{OSSEC}/integrations/custom-virustotal_ip.py", check=True).stdout
         assert deployed == (REPO / "files" / "custom-virustotal_ip.py").read_bytes()
         deployed = m.exec("cat", f"{OSSEC}/integrations/virustotal_ip/verdict.py", check=True).stdout
@@ -83,8 +112,29 @@ def test_the_installed_collection_deploys_checks_and_uninstalls_by_fully_qualifi
 
         r = run(playbook + [f"{FQCN}.uninstall"], tmp_path, env)
         assert r.returncode == 0, r.stdout[-3000:]
+        printed = warnings(r.stdout, r.stderr, about_the_users_setup=USERS_SETUP)
+        assert not printed, printed
         assert m.exec("test", "-e", f"{OSSEC}/integrations/custom-virustotal_ip.py").returncode != 0
         assert m.exec("test", "-e", f"{OSSEC}/integrations/virustotal_ip").returncode != 0
         assert "custom-virustotal_ip" not in m.read(f"{OSSEC}/etc/ossec.conf")
     finally:
         m.stop()
+
+
+def test_make_collection_refuses_without_a_repository_url_saying_why():
+    r = subprocess.run([sys.executable, str(REPO / "tests" / "build_collection.py"), "--repository", ""],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 2 and "Galaxy requires the collection's repository URL" in r.stderr, r.stderr
+
+
+def test_make_collection_writes_the_urls_it_is_given_into_the_built_collection_only(tmp_path):
+    urls = {"repository": "https://git.example.invalid/vtip", "issues": "https://git.example.invalid/vtip/issues"}
+    r = subprocess.run([sys.executable, str(REPO / "tests" / "build_collection.py"), "--out", str(tmp_path),
+                        *[arg for field, value in urls.items() for arg in (f"--{field}", value)]],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    [tarball] = tmp_path.glob("*.tar.gz")
+    with tarfile.open(tarball) as tar:
+        info = json.load(tar.extractfile("MANIFEST.json"))["collection_info"]
+    assert {field: info[field] for field in urls} == urls
+    assert "repository" not in yaml.safe_load((REPO / "galaxy.yml").read_text())    # the checkout keeps none
