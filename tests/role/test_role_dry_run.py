@@ -27,34 +27,42 @@ FOLLOW_ON = {
 }
 
 
-def dry_then_real(m: Manager, tmp_path: Path, *args: str, playbook: Path = REPO / "site.yml") -> tuple:
-    """`--check --diff`, then the same run for real: the dry run passes, changes nothing and
-    never shows the key; the real run passes and changes nothing the dry run did not announce;
-    neither prints a warning. Returns (dry run's output, the dry run's changed tasks, the real run's)."""
+def dry_run(m: Manager, tmp_path: Path, *args: str, playbook: Path = REPO / "site.yml") -> tuple:
+    """`--check --diff`: it passes, changes nothing, never shows the key and prints no warning.
+    Returns (its output, its changed tasks)."""
     before = m.snapshot()
     dry = m.site(tmp_path, "--check", "--diff", *args, playbook=playbook)
     assert dry.returncode == 0, dry.stdout[-3000:]
     assert m.snapshot() == before, "the dry run changed the manager"
     assert KEY not in dry.stdout + dry.stderr
+    printed = warnings(dry.stdout, dry.stderr)
+    assert not printed, printed
+    return dry.stdout, changed_tasks(dry.stdout)
+
+
+def dry_then_real(m: Manager, tmp_path: Path, *args: str, playbook: Path = REPO / "site.yml") -> tuple:
+    """dry_run(), then the same run for real: it passes, prints no warning, and changes nothing
+    the dry run did not announce. Returns (the dry run's output, its changed tasks, the real
+    run's)."""
+    out, announced = dry_run(m, tmp_path, *args, playbook=playbook)
     real = m.site(tmp_path, "--diff", *args, playbook=playbook)
     assert real.returncode == 0, real.stdout[-3000:]
-    announced, made = changed_tasks(dry.stdout), changed_tasks(real.stdout)
-    assert made - FOLLOW_ON <= announced, f"changed but not announced by the dry run: {made - FOLLOW_ON - announced}"
-    printed = warnings(dry.stdout, dry.stderr, real.stdout, real.stderr)
+    printed = warnings(real.stdout, real.stderr)
     assert not printed, printed
-    return dry.stdout, announced, made
+    made = changed_tasks(real.stdout)
+    assert made - FOLLOW_ON <= announced, f"changed but not announced by the dry run: {made - FOLLOW_ON - announced}"
+    return out, announced, made
 
 
 def restarted(m: Manager, pids: str) -> bool:
     return m.pid_files() != pids
 
 
-def test_a_dry_run_announces_each_variable_change_and_the_restart_and_changes_back_alike(deployed, tmp_path):
+def test_a_dry_run_announces_each_variable_change_the_change_back_and_the_uninstall(deployed, tmp_path):
     m = deployed
     pids = m.pid_files()
-    out, announced, made = dry_then_real(m, tmp_path)
-    assert announced == made == set(), out[-3000:]     # as deployed: nothing to do, nothing announced
-    assert not restarted(m, pids)
+    out, announced = dry_run(m, tmp_path)
+    assert announced == set(), out[-3000:]             # as deployed: nothing to do, nothing announced
 
     changes = ("-e", "virustotal_ip_mal_strong_min=5",                      # a threshold: the config file
                "-e", '{"virustotal_ip_trigger_groups": ["sshd", "authentication_failed"]}',  # ossec.conf
@@ -74,17 +82,6 @@ def test_a_dry_run_announces_each_variable_change_and_the_restart_and_changes_ba
     assert RESTART in announced and restarted(m, pids)
     assert "<active-response>" not in m.role_block()
 
-
-def test_a_dry_run_announces_new_code_and_then_the_uninstall(deployed, tmp_path):
-    m = deployed
-    pids = m.pid_files()
-    m.sh(f"echo '# an older release' >> {OSSEC}/integrations/virustotal_ip/verdict.py")   # the code of another version
-    out, announced, made = dry_then_real(m, tmp_path)
-    assert "-# an older release" in out                                     # the code, as a diff
-    assert "virustotal_ip : Install the wrapper, the entry point and the package" in made
-    assert RESTART in announced and restarted(m, pids)
-    assert "older release" not in m.read(f"{OSSEC}/integrations/virustotal_ip/verdict.py")
-
     pids = m.pid_files()
     out, announced, made = dry_then_real(m, tmp_path, playbook=UNINSTALL)   # uninstall, fully installed
     assert "-<!-- BEGIN custom-virustotal_ip" in out                        # the block's removal, as a diff
@@ -93,16 +90,20 @@ def test_a_dry_run_announces_new_code_and_then_the_uninstall(deployed, tmp_path)
     assert m.exec("test", "-e", f"{OSSEC}/integrations/virustotal_ip").returncode == 1
 
 
-def test_a_dry_run_on_a_half_installed_manager_announces_the_repair_and_then_the_uninstall(deployed, tmp_path):
+def test_a_dry_run_announces_the_repair_of_other_code_and_removed_files_and_then_the_uninstall(deployed, tmp_path):
     m = deployed
-    removed = (f"{OSSEC}/etc/rules/virustotal_ip_rules.xml", f"{OSSEC}/integrations/virustotal_ip/verdict.py")
-    m.exec("rm", *removed, check=True)                                     # files removed by hand
+    package = f"{OSSEC}/integrations/virustotal_ip"
+    removed = (f"{OSSEC}/etc/rules/virustotal_ip_rules.xml", f"{package}/verdict.py")
+    m.sh(f"echo '# an older release' >> {package}/wazuh.py")              # the code of another version
+    m.exec("rm", *removed, check=True)                                     # and files removed by hand
     pids = m.pid_files()
     out, announced, made = dry_then_real(m, tmp_path)
+    assert "-# an older release" in out                                     # the code, as a diff
     assert {"virustotal_ip : Install the wrapper, the entry point and the package",
             "virustotal_ip : Install the rules (standalone manager or cluster master)"} <= made, made
     assert RESTART in announced and restarted(m, pids)
     assert m.exec("test", "-f", removed[0]).returncode == m.exec("test", "-f", removed[1]).returncode == 0
+    assert "older release" not in m.read(f"{package}/wazuh.py")
 
     m.exec("rm", *removed, check=True)
     pids = m.pid_files()
