@@ -54,7 +54,7 @@ changed:
 
 MASK = "********"
 NEW_KEY = MASK + " (a new key)"
-API_KEY = re.compile(r'("api_key"\s*:\s*)"(?:[^"\\]|\\.)*"')
+API_KEY = re.compile(r'("api_key"\s*:\s*)("(?:[^"\\]|\\.)*")')      # (name and colon)(the JSON string)
 
 
 def api_key(text: str) -> str | None:
@@ -70,7 +70,7 @@ def masked(text: str, keys: list, mask: str) -> str:
     """`text` with the api_key value and every occurrence of each key replaced by `mask`."""
     for key in sorted({k for k in keys if k}, key=len, reverse=True):
         text = text.replace(key, mask).replace(json.dumps(key)[1:-1], mask)
-    return API_KEY.sub(lambda m: f'{m[1]}"{mask}"' if m[0].split(":", 1)[1].strip() != '""' else m[0], text)
+    return API_KEY.sub(lambda m: m[0] if m[2] == '""' else f'{m[1]}"{mask}"', text)   # an empty key stays empty
 
 
 def diff(current: str | None, content: str, path: str) -> dict:

@@ -22,8 +22,8 @@ MOLECULE_KEY = "molecule-test-key"
 
 
 # The oldest version: what differs there is the manager (its integratord, its Python 3.9), so
-# the deployment and the end-to-end verify run on it; idempotence, check mode and the
-# side effects are the role's own behaviour, proven on the current version.
+# the deployment and the end-to-end verify run on it; idempotence and the side effects are the
+# role's own behaviour, proven on the current version (check mode: test_role_dry_run.py).
 @pytest.mark.parametrize("scenario,flavour,steps", [
     ("default", "wazuh-src", ["test"]),
     ("failure", "wazuh-src", ["test"]),

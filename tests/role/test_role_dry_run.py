@@ -1,18 +1,22 @@
-"""A dry run that tells the truth, on Wazuh's own daemons: in each state an installed manager
-can be in (as deployed, a variable changed and changed back, the code changed, half-installed
-by hand), `--check --diff` of site.yml and of the uninstall passes, changes nothing (content,
-owners, modes, daemons), never shows the key, and announces every task the real run that
-follows then changes, the restart among them. (The fresh manager: test_role_check_mode.py.)
+"""A dry run that tells the truth, on Wazuh's own daemons: in each state a manager can be in
+(fresh, as deployed, a variable changed and changed back, other code, half-installed by hand),
+`--check --diff` of site.yml and of the uninstall passes, changes nothing (content, owners,
+modes, daemons), shows what a real run would write (the ossec.conf block, the code, the config
+file with the API key masked), never shows the key, prints no warning, and announces every task
+the real run that follows then changes, the restart among them.
 
-The restart was once only "skipping" in a dry run (a command does not run in check mode), so
-the dry run of a change that restarts the manager did not say it would.
+It once failed on a fresh manager: the handler that waits for the restarted integratord waited
+60 s for a restart check mode never made, and the play ended failed. And the restart was only
+"skipping" in a dry run (a command does not run in check mode), so the dry run of a change that
+restarts the manager did not say it would.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from ansible_output import changed_tasks, warnings
-from manager_harness import OSSEC, REPO, Manager
+from manager_harness import OSSEC, REPO, Manager, manager_image
 
 KEY = "tag-test-key"       # the deployed image's key (Manager.site's default): its config is current
 UNINSTALL = REPO / "playbooks" / "uninstall.yml"
@@ -56,6 +60,28 @@ def dry_then_real(m: Manager, tmp_path: Path, *args: str, playbook: Path = REPO 
 
 def restarted(m: Manager, pids: str) -> bool:
     return m.pid_files() != pids
+
+
+@pytest.fixture
+def fresh():
+    m = Manager(manager_image("wazuh-src", "the dry run on a fresh manager"))
+    yield m
+    m.stop()
+
+
+def test_a_dry_run_on_a_fresh_manager_shows_the_block_and_the_config_and_announces_the_restart(fresh, tmp_path):
+    out, announced = dry_run(fresh, tmp_path)
+    assert "+<!-- BEGIN custom-virustotal_ip" in out                     # the ossec.conf block, as a diff
+    assert '+  "api_key": "********",' in out                             # the config file, as a diff
+    assert RESTART in announced                                           # the restart, announced
+    assert "Check mode: a real run would restart wazuh-manager" in " ".join(out.split())
+    assert "Check mode: the changes above were not written, so wazuh-analysisd -t" in " ".join(out.split())
+    waited = out.split("RUNNING HANDLER [virustotal_ip : Wait for wazuh-integratord]", 1)[1].split("\n", 2)[1]
+    assert waited.startswith("skipping:"), waited                      # not 30 tries at a daemon never restarted
+
+
+def test_a_dry_run_of_the_uninstall_on_a_fresh_manager_passes_and_changes_nothing(fresh, tmp_path):
+    dry_run(fresh, tmp_path, playbook=UNINSTALL)
 
 
 def test_a_dry_run_announces_each_variable_change_the_change_back_and_the_uninstall(deployed, tmp_path):
