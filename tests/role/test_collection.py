@@ -62,7 +62,8 @@ def test_the_tarball_ships_what_users_run_and_nothing_of_the_development_kit(ins
                    "roles/virustotal_ip/tasks/main.yml", "files/custom-virustotal_ip.py", "files/custom-virustotal_ip",
                    "files/virustotal_ip/cli.py", "files/virustotal_ip/verdict.py", "inventory.example/hosts.yml",
                    "playbooks/site.yml", "playbooks/check_ip.yml", "playbooks/uninstall.yml",
-                   "plugins/filter/ossec_conf.py", "plugins/modules/config_diff.py", "docs/deploying.md"):
+                   "plugins/filter/ossec_conf.py", "plugins/modules/config_diff.py", "plugins/modules/install_files.py",
+                   "plugins/action/install_files.py", "docs/deploying.md"):
         assert wanted in names, wanted
     assert {n.split("/")[0] for n in names} <= SHIPPED, {n.split("/")[0] for n in names} - SHIPPED
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]

@@ -1,5 +1,5 @@
 """The manifest of deployed code (`_virustotal_ip_code` in the role's vars/main.yml) is the one
-list copy, restore, removal and the "is it current" check read: it must name every file the
+list the install (the module install_files), the restore and the removal read: it must name every file the
 integration is made of, each with the mode its kind needs."""
 from __future__ import annotations
 
@@ -40,8 +40,11 @@ def test_executables_are_0750_and_modules_0640_never_writable_by_the_group():
 
 
 def test_no_task_writes_a_mode_of_the_code_but_the_manifest():
-    """The copy and the restore take the mode from the manifest entry: no second rule."""
-    tasks = (ROLE / "tasks" / "install.yml").read_text() + (ROLE / "tasks" / "rollback.yml").read_text()
+    """The install hands the module the manifest itself, and the restore puts back the mode
+    each file had, as the module reports it: no second rule."""
+    install = (ROLE / "tasks" / "install.yml").read_text()
+    restore = (ROLE / "tasks" / "rollback.yml").read_text()
     assert "regex_replace" not in (ROLE / "vars" / "main.yml").read_text()
-    assert 'mode: "{{ item.mode }}"' in tasks and 'mode: "{{ item.item.mode }}"' in tasks
-    assert "is match('virustotal_ip/')" not in tasks
+    assert 'files: "{{ _virustotal_ip_code }}"' in install
+    assert restore.count('mode: "{{ item.previous.mode }}"') == 2        # replaced, and mode-only changes
+    assert "is match('virustotal_ip/')" not in install + restore

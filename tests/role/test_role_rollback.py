@@ -30,7 +30,7 @@ def manager(deployed):
     return deployed
 
 
-def assert_rolled_back(m: Manager, before: dict, r) -> None:
+def assert_rolled_back(m: Manager, before: dict, r, *, mode_changed_by_hand: str = "") -> None:
     out = " ".join(r.stdout.split())
     assert r.returncode != 0, out[-3000:]
     assert "The change was rolled back" in out, out[-3000:]
@@ -44,7 +44,8 @@ def assert_rolled_back(m: Manager, before: dict, r) -> None:
     loaded = m.exec(f"{OSSEC}/framework/python/bin/python3", "-I", "-S", "-B", "-v", "-c", code)
     assert f"matches {OSSEC}/integrations/virustotal_ip/verdict.py" in loaded.stderr.decode()
     modes = m.sh(f"stat -c '%U:%G %a %n' {OSSEC}/integrations/virustotal_ip/*.py").stdout.decode().split("\n")
-    assert all(line.startswith("root:wazuh 640 ") for line in modes if line), modes
+    checked = [line for line in modes if line and line.split(" ", 2)[2] != mode_changed_by_hand]
+    assert checked and all(line.startswith("root:wazuh 640 ") for line in checked), modes
 
 
 def changed_files_dir(tmp_path: Path) -> Path:
@@ -80,11 +81,16 @@ def test_starting_after_the_checks_changes_nothing_and_says_why(manager, tmp_pat
     assert manager.snapshot() == before
 
 
-def test_an_install_phase_change_alone_is_rolled_back(manager, tmp_path):
+def test_an_install_phase_change_alone_is_rolled_back_modes_set_by_hand_included(manager, tmp_path):
+    """The run replaces two files and sets the manifest's mode on a third that an administrator
+    made world-readable; the rollback puts all three back as they were (it removed that file
+    when a mode-only change looked like a file the run had created)."""
+    by_hand = f"{OSSEC}/integrations/virustotal_ip/address.py"
+    manager.exec("chmod", "0644", by_hand, check=True)
     before = manager.snapshot()
     r = manager.site(tmp_path, "--tags", "virustotal_ip_install", "-e",
                      f"virustotal_ip_files_dir={changed_files_dir(tmp_path)}")
-    assert_rolled_back(manager, before, r)
+    assert_rolled_back(manager, before, r, mode_changed_by_hand=by_hand)
 
 
 def user_playbook(tmp_path: Path, how: str, tags: str) -> Path:

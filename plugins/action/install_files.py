@@ -1,0 +1,39 @@
+# SPDX-License-Identifier: MIT
+"""Action plugin of wazuh_virustotal_ip.virustotal_ip.install_files: reads each file's `src` on
+the controller (searched like copy's: a role's files/ first) and runs the module once with
+every file's content, base64-encoded, in its arguments."""
+from __future__ import annotations
+
+import base64
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+ARGUMENT_SPEC = {
+    "files": {"type": "list", "elements": "dict", "required": True, "options": {
+        "src": {"type": "path", "required": True},
+        "dest": {"type": "path", "required": True},
+        "mode": {"type": "raw", "required": True},
+    }},
+    "owner": {"type": "str"},
+    "group": {"type": "str"},
+    "backup": {"type": "bool", "default": False},
+}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False        # the contents travel in the module's arguments
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        files = []
+        for entry in args["files"]:
+            try:
+                with open(self._find_needle("files", entry["src"]), "rb") as f:
+                    content = base64.b64encode(f.read()).decode("ascii")
+            except OSError as e:
+                raise AnsibleActionFail(f"cannot read {entry['src']}: {e.strerror}") from e
+            files.append({"dest": entry["dest"], "mode": entry["mode"], "content": content})
+        result.update(self._execute_module(module_args={**args, "files": files}, task_vars=task_vars))
+        return result
