@@ -26,7 +26,7 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP) ## create .venv from requirements.txt (done by every target that needs it)
 
-lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), syntax checks, Galaxy's import check
+lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), syntax checks, Galaxy's import check, ansible-test sanity
 	$(BIN)/ruff check files plugins tests bench molecule demo
 	$(BIN)/yamllint --strict .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline
@@ -38,10 +38,11 @@ lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), syntax checks, Gala
 	bash -n tests/images/base.sh
 	bash -n tests/images/wazuh-src/build.sh
 	$(BIN)/antsibull-changelog lint
-	@# Galaxy's own import check, on the tarball as published; the repository URL Galaxy requires
-	@# is a reserved .invalid placeholder here (the real one is given to make collection).
+	@# Galaxy's own import check and ansible-test sanity, on the tarball as published; the
+	@# repository URL Galaxy requires is a reserved .invalid placeholder here (the real one is
+	@# given to make collection).
 	$(BIN)/python tests/build_collection.py --repository https://git.example.invalid/wazuh-virustotal-ip \
-	    --out build/lint --import-check
+	    --out build/lint --import-check --sanity
 
 collection: $(STAMP) ## the tarball to publish, into build/: make collection REPOSITORY=<url> [DOCUMENTATION= ISSUES= HOMEPAGE=]
 	$(BIN)/python tests/build_collection.py --repository "$(REPOSITORY)" \
@@ -50,6 +51,7 @@ collection: $(STAMP) ## the tarball to publish, into build/: make collection REP
 
 pytest: $(STAMP) ## pytest: the integration (under every Python found), the role, molecule, on Wazuh's own daemons
 	tests/script-pythons/make-venvs.sh
+	tests/ansible-cores/make-venvs.sh
 	if docker info >/dev/null 2>&1; then for v in $(WAZUH_VERSIONS); do tests/images/wazuh-src/build.sh $$v || exit 1; done; fi
 	$(BIN)/python -m pytest
 
@@ -74,4 +76,4 @@ molecule: $(STAMP) ## molecule test --all against WAZUH_MANAGER_IMAGE (default: 
 	PATH="$(CURDIR)/$(BIN):$$PATH" MOLECULE_RUN_ID=$$(date +%s%N) $(BIN)/molecule test --all
 
 clean: ## remove the venvs and caches
-	rm -rf $(VENV) .venv-script-* .pytest_cache .ruff_cache build
+	rm -rf $(VENV) .venv-script-* .venv-core-* .pytest_cache .ruff_cache build

@@ -4,10 +4,11 @@ Galaxy requires a `repository` URL, and this project commits none (a made-up one
 mislead): it is given on the command line and written into the built copy's galaxy.yml, with
 `documentation`, `issues` and `homepage` if given. What ships is galaxy.yml's `build_ignore`.
 `--import-check` then runs Galaxy's own importer (galaxy-importer, with its ansible-lint and
-without ansible-test) on the tarball and fails on any error or warning, as `make lint` does.
+without ansible-test) on the tarball and fails on any error or warning, and `--sanity` runs
+`ansible-test sanity` on it (tests/ansible_sanity.py), as `make lint` does.
 
 Run: python tests/build_collection.py --repository URL [--documentation URL] [--issues URL]
-     [--homepage URL] [--out build] [--import-check]
+     [--homepage URL] [--out build] [--import-check] [--sanity]
 """
 from __future__ import annotations
 
@@ -83,7 +84,8 @@ def main(argv: list) -> int:
     for field in ("documentation", "issues", "homepage"):
         parser.add_argument(f"--{field}", type=url)
     parser.add_argument("--out", type=Path, default=REPO / "build")
-    parser.add_argument("--import-check", action="store_true")
+    parser.add_argument("--import-check", action="store_true", help="Galaxy's import check on the tarball")
+    parser.add_argument("--sanity", action="store_true", help="ansible-test sanity on it (tests/ansible_sanity.py)")
     args = parser.parse_args(argv)
     if not args.repository:
         parser.error("Galaxy requires the collection's repository URL, and none is committed: "
@@ -91,7 +93,11 @@ def main(argv: list) -> int:
     urls = {f: getattr(args, f) for f in ("repository", "documentation", "issues", "homepage") if getattr(args, f)}
     tarball = build(urls, args.out)
     print(f"built {tarball}")
-    return import_check(tarball) if args.import_check else 0
+    failed = import_check(tarball) if args.import_check else 0
+    if args.sanity:
+        failed |= subprocess.run([sys.executable, str(REPO / "tests" / "ansible_sanity.py"), str(tarball)],
+                                 check=False).returncode
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from .wazuh import (
     target_of,
 )
 
+
 def wazuh_home() -> str:
     """<home> from this file's place: <home>/integrations/virustotal_ip/cli.py. The wrapper
     and the entry point put the physical path of integrations/ on sys.path (cd -P, realpath),

@@ -14,6 +14,7 @@ cache hit. Where `_json` is missing or differs (not CPython), json itself is use
 """
 from __future__ import annotations
 
+import math
 import time
 
 MAX_TEXT = 256                # longest VT- or alert-provided string forwarded
@@ -71,7 +72,7 @@ def is_int(v: object) -> bool:
 
 
 def is_number(v: object) -> bool:
-    return (is_int(v) or isinstance(v, float)) and v == v and v not in (float("inf"), float("-inf"))
+    return is_int(v) or (isinstance(v, float) and math.isfinite(v))     # NaN and infinities are not numbers
 
 
 def shown(value: object, limit: int = 80) -> str:

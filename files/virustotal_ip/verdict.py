@@ -115,7 +115,7 @@ def needs_pivot_request(entry: dict, cfg, now: float) -> bool:
     if not entry["found"] or entry.get("pivot") is not None or entry.get("pivot_failed"):
         return False
     facts = entry["facts"]
-    verdict, _, _ = base_verdict(facts, cfg, age_in_days(facts["last_analysis_date"], now))
+    verdict = base_verdict(facts, cfg, age_in_days(facts["last_analysis_date"], now))[0]
     return wants_pivot(verdict, facts, cfg)
 
 

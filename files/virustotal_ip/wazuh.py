@@ -321,4 +321,3 @@ def send(home: str, raw: bytes) -> None:
         raise DeliveryError(f"queue socket {path} refused the message (wazuh-analysisd is down)") from None
     except OSError as exc:
         raise DeliveryError(f"cannot send to {path}: {exc.strerror or exc}") from None
-

@@ -26,14 +26,13 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        files = []
+        args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
+        contents = []
         for entry in args["files"]:
             try:
                 with open(self._find_needle("files", entry["src"]), "rb") as f:
-                    content = base64.b64encode(f.read()).decode("ascii")
+                    contents.append(base64.b64encode(f.read()).decode("ascii"))
             except OSError as e:
                 raise AnsibleActionFail(f"cannot read {entry['src']}: {e.strerror}") from e
-            files.append({"dest": entry["dest"], "mode": entry["mode"], "content": content})
-        result.update(self._execute_module(module_args={**args, "files": files}, task_vars=task_vars))
+        result.update(self._execute_module(module_args={**args, "_contents": contents}, task_vars=task_vars))
         return result

@@ -8,9 +8,6 @@ read-only module shows the change instead, so that `--check --diff` previews it 
 """
 from __future__ import annotations
 
-import json
-import re
-
 DOCUMENTATION = r"""
 module: config_diff
 short_description: Show how a JSON file holding the VirusTotal API key would change, the key masked
@@ -31,11 +28,13 @@ options:
     required: true
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
 author:
-  - wazuh-virustotal-ip maintainers
+  - wazuh-virustotal-ip maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -51,6 +50,9 @@ changed:
   type: bool
   returned: always
 """
+
+import json
+import re
 
 MASK = "********"
 NEW_KEY = MASK + " (a new key)"

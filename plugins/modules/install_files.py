@@ -10,13 +10,6 @@ action plugin of the same name reads each `src` on the controller and passes the
 """
 from __future__ import annotations
 
-import base64
-import grp
-import os
-import pwd
-import stat
-import tempfile
-
 DOCUMENTATION = r"""
 module: install_files
 short_description: Install several files, each with its own mode, in one module run
@@ -57,13 +50,21 @@ options:
     description: Keep a timestamped copy of each file that is replaced, as copy's I(backup) does.
     type: bool
     default: false
+  _contents:
+    description:
+      - Internal, set by the action plugin from each I(files[].src); do not set it. Each file's
+        content, base64-encoded, in the order of I(files).
+    type: list
+    elements: str
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
 author:
-  - wazuh-virustotal-ip maintainers
+  - wazuh-virustotal-ip maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -105,6 +106,13 @@ results:
       type: str
       returned: when a file with other content was replaced
 """
+
+import base64
+import grp
+import os
+import pwd
+import stat
+import tempfile
 
 
 def text_or_note(data: bytes | None, dest: str) -> str:
@@ -152,9 +160,9 @@ def write(module, dest: str, data: bytes) -> None:
             os.unlink(tmp)
 
 
-def install(module, entry: dict, owner: str | None, group: str | None, backup: bool) -> tuple:
-    """One file: (its result, its diff or None)."""
-    dest, data = entry["dest"], base64.b64decode(entry["content"])
+def install(module, entry: dict, data: bytes, owner: str | None, group: str | None, backup: bool) -> tuple:
+    """One file, `data` its content: (its result, its diff or None)."""
+    dest = entry["dest"]
     current = read(dest)
     result = {"dest": dest, "mode": entry["mode"], "created": current is None, "changed": current != data}
     if current is not None:
@@ -178,21 +186,27 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "files": {"type": "list", "elements": "dict", "required": True, "options": {
+                "src": {"type": "path", "required": True},      # read by the action plugin
                 "dest": {"type": "path", "required": True},
                 "mode": {"type": "raw", "required": True},
-                # base64, from the action plugin; no_log keeps it out of -vvv's module_args
-                "content": {"type": "str", "required": True, "no_log": True},
             }},
+            # each file's content, base64, in the order of files: from the action plugin (internal,
+            # hence the underscore); no_log keeps them out of -vvv's module_args
+            "_contents": {"type": "list", "elements": "str", "no_log": True},
             "owner": {"type": "str"},
             "group": {"type": "str"},
             "backup": {"type": "bool", "default": False},
         },
         supports_check_mode=True)
+    files, contents = module.params["files"], module.params["_contents"] or []
+    if len(contents) != len(files):
+        module.fail_json(msg="install_files runs through its action plugin, which reads each src (the module got "
+                             f"{len(contents)} contents for {len(files)} files)")
     results, diffs = [], []
-    for entry in module.params["files"]:
+    for entry, content in zip(files, contents):
         try:
-            result, shown = install(module, entry, module.params["owner"], module.params["group"],
-                                    module.params["backup"])
+            result, shown = install(module, entry, base64.b64decode(content), module.params["owner"],
+                                    module.params["group"], module.params["backup"])
         except (OSError, ValueError) as e:
             module.fail_json(msg=f"cannot install {entry['dest']}: {e}", results=results)
         results.append(result)

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_output import warnings
+from ansible.release import __version__ as ansible_core_version
 from harness import REPO
-from manager_harness import OSSEC, Manager, manager_image
+from manager_harness import OSSEC, Manager, manager_image, on_ci
 
 GALAXY = yaml.safe_load((REPO / "galaxy.yml").read_text())
 FQCN = f"{GALAXY['namespace']}.{GALAXY['name']}"
@@ -27,6 +28,13 @@ KEY = "collection-test-key"
 # Ansible's own notice about a setup without ansible.cfg's interpreter_python (this test runs
 # with no configuration, as a new user does): not the collection's to silence.
 USERS_SETUP = ("is using the discovered Python interpreter at",)
+
+
+# The ansible-core versions the collection supports (meta/runtime.yml): the oldest is
+# requirements.txt's, this venv's; the newer ones have a venv each (tests/ansible-cores/).
+OLDEST_CORE = ".".join(ansible_core_version.split(".")[:2])
+CORES = {OLDEST_CORE: BIN, **{p.stem: REPO / f".venv-core-{p.stem}" / "bin"
+                              for p in sorted((REPO / "tests" / "ansible-cores").glob("*.txt"))}}
 
 
 def run(argv: list, cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -85,8 +93,33 @@ def test_every_link_in_the_tarballs_documents_resolves_inside_it(installed):
     assert not broken, broken
 
 
-def test_the_installed_collection_deploys_checks_and_uninstalls_by_fully_qualified_names(installed, tmp_path):
-    _, env, _ = installed
+def test_requires_ansible_is_the_oldest_core_tested_here():
+    runtime = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())
+    assert runtime["requires_ansible"] == f">={OLDEST_CORE}.0", runtime["requires_ansible"]
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_the_installed_collection_deploys_checks_and_uninstalls_by_fully_qualified_names(installed, tmp_path, core):
+    """On the oldest and the newest ansible-core the collection supports: installed with that
+    version's ansible-galaxy, its playbooks syntax-checked and run by that ansible-playbook."""
+    tarball, env, _ = installed
+    bindir = CORES[core]
+    if not (bindir / "ansible-playbook").exists():
+        why = f"no venv for ansible-core {core} (tests/ansible-cores/make-venvs.sh needs Python 3.12+)"
+        if on_ci():
+            pytest.fail(f"CI=true but {why}")
+        pytest.skip(why)
+    if bindir != BIN:            # its own install; the docker connection from requirements.txt's ansible
+        collections = tmp_path / "collections"
+        # --force: the fixture's install (the oldest core's) is on the configured path, and
+        # ansible-galaxy would otherwise say it is installed already and install nothing
+        r = run([str(bindir / "ansible-galaxy"), "collection", "install", "--force", str(tarball), "-p",
+                 str(collections)], tmp_path, env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        ours = next(Path(BIN.parent / "lib").glob("python3*/site-packages"))
+        env = dict(env, PATH=f"{bindir}:{env['PATH']}", ANSIBLE_COLLECTIONS_PATH=f"{collections}:{ours}")
+    version = run([str(bindir / "ansible-playbook"), "--version"], tmp_path, env).stdout
+    assert f"core {core}." in version, version
     m = Manager(manager_image("wazuh-src", "deploying from the installed collection"))
     try:
         m.start_vt_server(KEY)
@@ -95,7 +128,10 @@ def test_the_installed_collection_deploys_checks_and_uninstalls_by_fully_qualifi
             "hosts": {m.name: {"ansible_connection": "community.docker.docker", "ansible_become": False,
                                "virustotal_ip_api_key": KEY,
                                "virustotal_ip_api_url": "http://127.0.0.1:8090/api/v3"}}}}}}}}))
-        playbook = [str(BIN / "ansible-playbook"), "-i", str(inventory)]
+        playbook = [str(bindir / "ansible-playbook"), "-i", str(inventory)]
+        for name in ("site", "check_ip", "uninstall"):
+            r = run(playbook + ["--syntax-check", f"{FQCN}.{name}"], tmp_path, env)
+            assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
 
         r = run(playbook + [f"{FQCN}.site"], tmp_path, env)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
