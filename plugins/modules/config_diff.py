@@ -26,13 +26,15 @@ options:
     description: The JSON text that will be written; it holds the API key.
     type: str
     required: true
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
+  platform:
+    platforms: posix
 author:
   - wazuh-virustotal-ip maintainers (!UNKNOWN)
 """
