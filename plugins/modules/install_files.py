@@ -150,13 +150,15 @@ def attributes(dest: str) -> dict:
     return {"owner": owner, "group": group, "mode": f"{stat.S_IMODE(st.st_mode):04o}"}
 
 
-def write(module, dest: str, data: bytes) -> None:
-    """Replace `dest` atomically: a temporary file beside it, renamed over it."""
+def write(module, dest: str, data: bytes, file_args: dict) -> None:
+    """Replace `dest` atomically: a temporary file beside it, given its owner and mode, then
+    renamed over it. Raises OSError with `dest` untouched (the caller reports what was done)."""
     fd, tmp = tempfile.mkstemp(prefix=".ansible_tmp", dir=os.path.dirname(dest) or ".")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        module.atomic_move(tmp, dest)
+        module.set_fs_attributes_if_different(dict(file_args, path=tmp), True)
+        os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -170,16 +172,22 @@ def install(module, entry: dict, data: bytes, owner: str | None, group: str | No
     if current is not None:
         result["previous"] = attributes(dest)
     shown = None
-    if result["changed"]:
-        shown = {"before_header": dest, "after_header": dest,
-                 "before": text_or_note(current, dest), "after": text_or_note(data, dest)}
-        if module.check_mode:
-            return result, shown
-        if backup and current is not None:
-            result["backup_file"] = module.backup_local(dest)
-        write(module, dest, data)
     file_args = module.load_file_common_arguments({"mode": entry["mode"], "owner": owner, "group": group}, path=dest)
-    result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
+    if not result["changed"]:
+        result["changed"] = module.set_fs_attributes_if_different(file_args, False)
+        return result, shown
+    shown = {"before_header": dest, "after_header": dest,
+             "before": text_or_note(current, dest), "after": text_or_note(data, dest)}
+    if module.check_mode:
+        return result, shown
+    if backup and current is not None:
+        result["backup_file"] = module.backup_local(dest)
+    try:
+        write(module, dest, data, file_args)
+    except OSError:
+        if "backup_file" in result:        # nothing was replaced: no backup to leave behind
+            os.unlink(result["backup_file"])
+        raise
     return result, shown
 
 
@@ -210,7 +218,9 @@ def main() -> None:
             result, shown = install(module, entry, base64.b64decode(content), module.params["owner"],
                                     module.params["group"], module.params["backup"])
         except (OSError, ValueError) as e:
-            module.fail_json(msg=f"cannot install {entry['dest']}: {e}", results=results)
+            # what was installed before it, for the rollback (a replaced file's backup included)
+            module.fail_json(msg=f"cannot install {entry['dest']}: {e}", results=results,
+                             changed=any(r["changed"] for r in results))
         results.append(result)
         if shown:
             diffs.append(shown)

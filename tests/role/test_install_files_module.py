@@ -107,3 +107,13 @@ def test_a_missing_source_fails_naming_it_and_installs_nothing(tmp_path):
     result = install(tmp_path, files)
     assert result.get("failed") and "missing" in result["msg"]
     assert not Path(files[1]["dest"]).exists()
+
+
+def test_a_file_that_cannot_be_written_fails_naming_it_and_reports_the_files_before_it(tmp_path):
+    """The rollback restores from the results: those installed before the failure are in them."""
+    files = sources(tmp_path)
+    files[1]["dest"] = str(tmp_path / "no-such-directory" / "lib.py")
+    result = install(tmp_path, files)
+    assert result.get("failed") and "no-such-directory/lib.py" in result["msg"], result
+    assert [(r["dest"], r["created"]) for r in result["results"]] == [(files[0]["dest"], True)]
+    assert Path(files[0]["dest"]).exists()
