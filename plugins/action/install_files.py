@@ -8,17 +8,7 @@ import base64
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-
-ARGUMENT_SPEC = {
-    "files": {"type": "list", "elements": "dict", "required": True, "options": {
-        "src": {"type": "path", "required": True},
-        "dest": {"type": "path", "required": True},
-        "mode": {"type": "raw", "required": True},
-    }},
-    "owner": {"type": "str"},
-    "group": {"type": "str"},
-    "backup": {"type": "bool", "default": False},
-}
+from ansible_collections.wazuh_virustotal_ip.virustotal_ip.plugins.modules.install_files import ARGUMENT_SPEC
 
 
 class ActionModule(ActionBase):

@@ -116,6 +116,18 @@ import pwd
 import stat
 import tempfile
 
+# The options a task gives; the action plugin validates them with this too, then adds _contents.
+ARGUMENT_SPEC = {
+    "files": {"type": "list", "elements": "dict", "required": True, "options": {
+        "src": {"type": "path", "required": True},      # read by the action plugin
+        "dest": {"type": "path", "required": True},
+        "mode": {"type": "raw", "required": True},
+    }},
+    "owner": {"type": "str"},
+    "group": {"type": "str"},
+    "backup": {"type": "bool", "default": False},
+}
+
 
 def text_or_note(data: bytes | None, dest: str) -> str:
     """A file's content as --diff shows it: text, or a note for what is not UTF-8 text."""
@@ -195,17 +207,10 @@ def main() -> None:
     from ansible.module_utils.basic import AnsibleModule
     module = AnsibleModule(
         argument_spec={
-            "files": {"type": "list", "elements": "dict", "required": True, "options": {
-                "src": {"type": "path", "required": True},      # read by the action plugin
-                "dest": {"type": "path", "required": True},
-                "mode": {"type": "raw", "required": True},
-            }},
+            **ARGUMENT_SPEC,
             # each file's content, base64, in the order of files: from the action plugin (internal,
             # hence the underscore); no_log keeps them out of -vvv's module_args
             "_contents": {"type": "list", "elements": "str", "no_log": True},
-            "owner": {"type": "str"},
-            "group": {"type": "str"},
-            "backup": {"type": "bool", "default": False},
         },
         supports_check_mode=True)
     files, contents = module.params["files"], module.params["_contents"] or []
