@@ -34,6 +34,7 @@ lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), syntax checks, Gala
 	sh -n files/custom-virustotal_ip
 	sh -n tests/images/wazuh-src/compile.sh
 	sh -n tests/images/wazuh-src/install.sh
+	sh -n tests/images/wazuh-src/deps.sh
 	sh -n tests/images/wazuh-src/bin/install
 	bash -n tests/images/base.sh
 	bash -n tests/images/wazuh-src/build.sh

@@ -41,9 +41,26 @@ IMAGES = {
                          [str(IMAGES_DIR / "wazuh-src" / "build.sh"), WAZUH_OLDEST_VERSION]),
 }
 WAZUH_SRC_IMAGE = IMAGES["wazuh-src"][0]
+# Built with the current version's manager (build.sh), from the same sources.
+WAZUH_AGENT_IMAGE = f"localhost/wazuh-agent-src:{WAZUH_VERSION}"
 PID_FILES = f"ls {OSSEC}/var/run | grep '[.]pid$'"
-# Wazuh's own analysisd (no wazuh-db here) processes events from ~17 s after each start.
+# Wazuh's own analysisd processes events 2-5 s after a start (17 s before the images had
+# wazuh-db, which analysisd waits for).
 ALERT_TIMEOUT = 60
+# A `python3 -c` program: one query to wazuh-db's socket (argv[1]; 4-byte little-endian length,
+# then the text, both ways), its answer printed.
+WDB_QUERY = f"""
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect('{OSSEC}/queue/db/wdb')
+query = sys.argv[1].encode()
+s.sendall(struct.pack('<I', len(query)) + query)
+size = struct.unpack('<I', s.recv(4))[0]
+answer = b''
+while len(answer) < size:
+    answer += s.recv(size - len(answer))
+print(answer.decode())
+"""
 
 
 def docker_available() -> str | None:
@@ -110,15 +127,14 @@ def remove_run_images() -> None:
     Path(f"/tmp/vtip-deployed-{run_id()}.lock").unlink(missing_ok=True)
 
 
-class Manager:
-    """One manager container, removed by stop()."""
+class Container:
+    """One container of ours, driven with `docker exec`, removed by stop()."""
 
-    def __init__(self, image: str = WAZUH_SRC_IMAGE, command: list | None = None) -> None:
+    def __init__(self, image: str, *options: str, command: list | None = None) -> None:
         self.image = image
         self.name = f"vtip-test-{uuid.uuid4().hex[:12]}"
-        subprocess.run(["docker", "run", "-d", "--name", self.name, "--label", "vtip-test=1", image,
+        subprocess.run(["docker", "run", "-d", "--name", self.name, "--label", "vtip-test=1", *options, image,
                         *(command or [])], check=True, capture_output=True)
-        self.wait_running()
 
     def stop(self) -> None:
         subprocess.run(["docker", "rm", "-f", self.name], capture_output=True, check=False)
@@ -138,6 +154,40 @@ class Manager:
 
     def read(self, path: str) -> str:
         return self.exec("cat", path, check=True).stdout.decode("utf-8", "replace")
+
+    def wait(self, condition, timeout: float = 30, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    def read_tail(self, path: str, lines: int = 5) -> str:
+        return self.exec("tail", f"-{lines}", path).stdout.decode("utf-8", "replace")
+
+    def wait_file(self, path: str, timeout: float = 30) -> None:
+        self.wait(lambda: self.exec("test", "-f", path).returncode == 0, timeout, f"{path} to appear")
+
+    def control(self, action: str) -> subprocess.CompletedProcess:
+        return self.exec(f"{OSSEC}/bin/wazuh-control", action)
+
+    def status(self) -> str:
+        return self.control("status").stdout.decode()
+
+    def ossec_log(self) -> str:
+        return self.read(f"{OSSEC}/logs/ossec.log")
+
+    def wait_log(self, text: str, timeout: float = ALERT_TIMEOUT) -> None:
+        self.wait(lambda: text in self.ossec_log(), timeout, f"{text!r} in ossec.log")
+
+
+class Manager(Container):
+    """One manager container, running once constructed."""
+
+    def __init__(self, image: str = WAZUH_SRC_IMAGE, command: list | None = None) -> None:
+        super().__init__(image, command=command)
+        self.wait_running()
 
     def role_block(self) -> str:
         """ossec.conf from the role's BEGIN marker on; fails when the role wrote no block."""
@@ -162,12 +212,6 @@ class Manager:
         it writes there seconds after a start)."""
         return self.sh(PID_FILES).stdout.decode()
 
-    def control(self, action: str) -> subprocess.CompletedProcess:
-        return self.exec(f"{OSSEC}/bin/wazuh-control", action)
-
-    def status(self) -> str:
-        return self.control("status").stdout.decode()
-
     def wait_running(self, timeout: float = 30) -> None:
         """analysisd running, and integratord if an <integration> is configured (without one
         it logs a clean exit)."""
@@ -179,14 +223,6 @@ class Manager:
                 not integrations or "wazuh-integratord is running..." in out)
         self.wait(running, timeout, "manager running")
 
-    def wait(self, condition, timeout: float = 30, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
     def alerts(self) -> list:
         """alerts.json as far as it is written (analysisd creates it at its first start)."""
         return parse_alerts(self.exec("cat", ALERTS_JSON).stdout.decode("utf-8", "replace"))
@@ -194,9 +230,6 @@ class Manager:
     def alerts_with(self, text: str) -> list:
         """The alerts whose line in alerts.json holds `text`."""
         return parse_alerts(self.exec("grep", "-F", "--", text, ALERTS_JSON).stdout.decode("utf-8", "replace"))
-
-    def ossec_log(self) -> str:
-        return self.read(f"{OSSEC}/logs/ossec.log")
 
     def send(self, message: bytes) -> None:
         """One datagram to analysisd's queue socket, as an integration sends it. Until analysisd
@@ -253,22 +286,32 @@ class Manager:
         self.wait(seen, timeout, "an alert")
         return found[0]
 
+    def agents(self) -> list:
+        """The agents wazuh-db knows (its `global get-all-agents` and `get-agent-info` queries)."""
+        listed = self.exec("python3", "-c", WDB_QUERY, "global get-all-agents last_id 0").stdout.decode()
+        agents = []
+        for row in json.loads(listed.partition(" ")[2] or "[]"):
+            info = self.exec("python3", "-c", WDB_QUERY, f"global get-agent-info {row['id']}").stdout.decode()
+            agents += json.loads(info.partition(" ")[2] or "[]")
+        return agents
+
+    def wait_agent(self, name: str, timeout: float = 90) -> str:
+        """Waits until wazuh-db has agent `name` active with its version; returns its id ("001")."""
+        found: list = []
+
+        def known() -> bool:
+            found[:] = [a for a in self.agents() if a["name"] == name and a.get("connection_status") == "active"
+                        and a.get("version")]
+            return bool(found)
+        self.wait(known, timeout, f"agent {name} active with its version in wazuh-db")
+        return f"{found[0]['id']:03d}"
+
     def enrichment_for(self, ip: str, timeout: float = 2 * ALERT_TIMEOUT) -> dict:
         """Send an sshd login from `ip` to analysisd (stock rule 5715, group sshd, fires) and
         return the enrichment alert of the alert it raised (wazuh_events.enrichment_for)."""
         def context() -> str:
             return f"; integrations.log ends:\n{self.read_tail(f'{OSSEC}/logs/integrations.log')}"
         return enrichment_for(self.send, self.alerts_with, ip, timeout, context)
-
-    def read_tail(self, path: str, lines: int = 5) -> str:
-        return self.exec("tail", f"-{lines}", path).stdout.decode("utf-8", "replace")
-
-    def wait_file(self, path: str, timeout: float = 30) -> None:
-        self.wait(lambda: self.exec("test", "-f", path).returncode == 0, timeout, f"{path} to appear")
-
-    def wait_log(self, text: str, timeout: float = ALERT_TIMEOUT) -> None:
-        self.wait(lambda: text in self.ossec_log(), timeout, f"{text!r} in ossec.log")
-
 
 def sentinel_rule_xml(rule_id: int = 100199) -> str:
     """A rule that marks a point in analysisd's (ordered) input: when its alert is there,
@@ -287,3 +330,44 @@ def sentinel(manager: Manager) -> None:
 
 def on_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
+
+
+# agentd waits this long after enrolling before it connects (20 s by default): enough for
+# remoted to read the new key, which it does within ~5 s here (a connection before that is
+# refused as an invalid ID, and retried 10 s later).
+ENROLLMENT_DELAY = 6
+# The agent's keepalive interval (<notify_time>, 20 s by default): the manager records the
+# agent's version and sends its shared configuration in answer to keepalives.
+KEEP_ALIVE = 2
+
+
+class Agent(Container):
+    """A Wazuh agent (WAZUH_AGENT_IMAGE) beside `manager`, in its network namespace: it enrols
+    with the manager's authd and connects to its remoted over 127.0.0.1, as an agent host would
+    over the network. Connected once constructed."""
+
+    def __init__(self, manager: Manager, name: str = "web01", *options: str) -> None:
+        # The agent shares the manager's hostname with its network: authd refuses an agent named
+        # as the manager, so it gets a name of its own. ENROLLMENT_DELAY: agentd waits that long
+        # after enrolling before it connects (20 s by default, for remoted to read the new key;
+        # it does within a second here).
+        super().__init__(WAZUH_AGENT_IMAGE, "--network", f"container:{manager.name}",
+                         "-e", f"WAZUH_AGENT_NAME={name}", "-e", f"ENROLLMENT_DELAY={ENROLLMENT_DELAY}",
+                         "-e", f"WAZUH_KEEP_ALIVE_INTERVAL={KEEP_ALIVE}", *options)
+        self.agent_name = name
+        # Ready when the manager knows the agent's version (from a keepalive): until then
+        # analysisd skips every Active Response to it, logging nothing above debug level.
+        self.id = manager.wait_agent(name)
+        self.wait(self.reloaded, 60, f"agent {name} running with the manager's shared configuration")
+
+    def reloaded(self) -> bool:
+        """The agent got the manager's shared configuration: agentd restarted its modules and then
+        reloaded itself. Lines written to a log before logcollector's restart are lost (it reads
+        a file from its end), so nothing is written before this."""
+        log = self.ossec_log()
+        after = log[log.rfind("wazuh-logcollector: INFO: (1225): SIGNAL"):]
+        return "Reload agentd." in log and "wazuh-logcollector: INFO: Started" in after
+
+    def log(self, line: str) -> None:
+        """A line appended to the agent's /var/log/auth.log, as sshd's syslog writes it."""
+        self.exec("sh", "-c", "cat >> /var/log/auth.log", stdin=f"{line}\n".encode(), check=True)

@@ -1,9 +1,12 @@
 # Sourced by the image build (wazuh-src/build.sh): checks, one build at a time, and the Debian
-# bookworm base image made with debootstrap + docker import (no registry needed).
+# base images (bookworm, trixie) made with debootstrap + docker import (no registry needed).
 # shellcheck shell=bash
 
-BASE_IMAGE=localhost/vtip-debian-base:bookworm
 BASE_PACKAGES=python3,python3-requests,procps,passwd
+
+base_image() {   # base_image SUITE -> the image's name
+    echo "localhost/vtip-debian-base:$1"
+}
 
 die() { echo "${0##*/}: $*" >&2; exit 1; }
 
@@ -25,24 +28,26 @@ apt_mirror() {
     echo "${DEBIAN_MIRROR:-$m}"
 }
 
-# Makes $BASE_IMAGE once: debootstrap of bookworm (minbase + BASE_PACKAGES) from the mirror
-# this machine's apt uses, imported with docker import.
+# Makes the base image of SUITE once: debootstrap of that Debian release (minbase +
+# BASE_PACKAGES) from the mirror this machine's apt uses, imported with docker import.
 ensure_base() {
-    docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 && return 0
+    local suite=$1 image
+    image=$(base_image "$suite")
+    docker image inspect "$image" >/dev/null 2>&1 && return 0
     command -v debootstrap >/dev/null || die "debootstrap is not installed (Debian: apt-get install debootstrap)"
     local mirror rootfs
     mirror=$(apt_mirror)
     [ -n "$mirror" ] || die "no Debian mirror in /etc/apt; set DEBIAN_MIRROR"
     rootfs=$(mktemp -d /tmp/vtip-rootfs.XXXXXX)
-    echo "${0##*/}: debootstrap bookworm ($BASE_PACKAGES) into $rootfs"
-    if ! debootstrap --variant=minbase --include="$BASE_PACKAGES" bookworm "$rootfs" "$mirror" >"$rootfs.log" 2>&1; then
+    echo "${0##*/}: debootstrap $suite ($BASE_PACKAGES) into $rootfs"
+    if ! debootstrap --variant=minbase --include="$BASE_PACKAGES" "$suite" "$rootfs" "$mirror" >"$rootfs.log" 2>&1; then
         tail -20 "$rootfs.log" >&2
         rm -rf "$rootfs" "$rootfs.log"
         die "debootstrap failed"
     fi
     rm -f "$rootfs.log"
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-    tar -C "$rootfs" -c . | docker import --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+    tar -C "$rootfs" -c . | docker import --change 'CMD ["/bin/bash"]' - "$image" >/dev/null
     rm -rf "$rootfs"
-    echo "${0##*/}: base image $BASE_IMAGE imported"
+    echo "${0##*/}: base image $image imported"
 }

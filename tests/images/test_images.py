@@ -4,12 +4,13 @@ starts a manager)."""
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 from harness import REPO
-from manager_harness import WAZUH_VERSION
+from manager_harness import WAZUH_OLDEST_VERSION, WAZUH_VERSION
 
 BUILD = REPO / "tests" / "images" / "wazuh-src" / "build.sh"
 LOCK = REPO / "tests" / "images" / "wazuh-src" / "sources.lock"
@@ -29,19 +30,21 @@ def build(sources: Path | str, version: str = WAZUH_VERSION, home: Path | None =
 
 
 def test_an_archive_that_does_not_match_its_checksum_stops_the_build_naming_it(tmp_path):
-    for (name, version), (file, _sum, _commit) in pins().items():
-        if name != "wazuh" or version == WAZUH_VERSION:
-            (tmp_path / file).write_bytes(b"not the pinned archive")
+    files = {file for file, _sum, _commit in pins().values()}
+    for file in files:
+        (tmp_path / file).write_bytes(b"not the pinned archive")
     r = build(tmp_path)
     assert r.returncode != 0
-    assert f"wazuh-{WAZUH_VERSION}-src.tar.xz does not match its pinned SHA-256" in r.stderr
+    named = re.search(r"/([^/\s]+) does not match its pinned SHA-256", r.stderr)
+    assert named and named.group(1) in files, r.stderr
     assert "Refusing to build from unverified sources." in r.stderr
     assert "built" not in r.stdout
 
 
 def test_a_folder_without_the_pinned_archives_stops_the_build_saying_what_it_needs(tmp_path):
     r = build(tmp_path)
-    assert r.returncode != 0 and f"has no wazuh-{WAZUH_VERSION}-src.tar.xz" in r.stderr
+    named = re.search(r"has no (\S+) \(WAZUH_SOURCES must hold the archives named in sources.lock\)", r.stderr)
+    assert r.returncode != 0 and named and named.group(1) in {file for file, _sum, _commit in pins().values()}
 
 
 def test_an_unpinned_version_is_refused_with_the_versions_there_are(tmp_path):
@@ -60,20 +63,37 @@ def test_the_pins_are_the_checksums_of_the_shared_archives():
 
 
 def test_a_fetched_tag_that_is_not_the_pinned_commit_stops_the_build(tmp_path):
-    """The upstream path, against a local mirror whose tag of the current version is another commit."""
+    """The upstream path, against a local mirror whose tag of the oldest version is another commit
+    (the oldest: it builds without the sources published as files, which would be downloaded
+    first)."""
     work = tmp_path / "work"
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
     subprocess.run([*git, "init", "-q", str(work)], check=True)
     (work / "README").write_text("not wazuh\n")
     subprocess.run([*git, "-C", str(work), "add", "README"], check=True)
     subprocess.run([*git, "-C", str(work), "commit", "-qm", "x"], check=True)
-    subprocess.run([*git, "-C", str(work), "tag", f"v{WAZUH_VERSION}"], check=True)
+    subprocess.run([*git, "-C", str(work), "tag", f"v{WAZUH_OLDEST_VERSION}"], check=True)
     subprocess.run(["git", "clone", "-q", "--bare", str(work), str(tmp_path / "mirror" / "wazuh" / "wazuh.git")],
                    check=True)
     wrong = subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True,
                            check=True).stdout.strip()
-    r = build("upstream", home=tmp_path, WAZUH_UPSTREAM_MIRROR=f"file://{tmp_path / 'mirror'}")
+    r = build("upstream", WAZUH_OLDEST_VERSION, home=tmp_path, WAZUH_UPSTREAM_MIRROR=f"file://{tmp_path / 'mirror'}")
     assert r.returncode != 0
-    pinned = pins()[("wazuh", WAZUH_VERSION)][2]
-    assert (f"tag v{WAZUH_VERSION} is commit {wrong}, not the pinned {pinned}. "
+    pinned = pins()[("wazuh", WAZUH_OLDEST_VERSION)][2]
+    assert (f"tag v{WAZUH_OLDEST_VERSION} is commit {wrong}, not the pinned {pinned}. "
             "Refusing to build from unverified sources.") in r.stderr
+
+
+def test_a_downloaded_source_that_does_not_match_its_checksum_stops_the_build(tmp_path):
+    """The upstream path of a source published as a file (Debian's repack of flatbuffers, which
+    the current version's router needs), against a local Debian mirror that holds another file:
+    refused before any git fetch."""
+    (file, _sum, _commit), = (pin for (name, _), pin in pins().items() if name == "flatbuffers")
+    pool = tmp_path / "debian" / "pool" / "main" / "f" / "flatbuffers"
+    pool.mkdir(parents=True)
+    (pool / file).write_bytes(b"not the pinned archive")
+    r = build("upstream", home=tmp_path, DEBIAN_MIRROR=f"file://{tmp_path / 'debian'}")
+    assert r.returncode != 0
+    assert f"/debian/pool/main/f/flatbuffers/{file} does not match its pinned SHA-256" in r.stderr
+    assert "Refusing to build from unverified sources." in r.stderr
+    assert "fetching" not in r.stdout and "built" not in r.stdout

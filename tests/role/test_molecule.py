@@ -1,6 +1,6 @@
 """Molecule, as `make test` runs it: every scenario against Wazuh's own daemons built from
-source (localhost/wazuh-manager-src at the current and the oldest version sources.lock pins;
-make wazuh-image).
+source (localhost/wazuh-manager-src at the current and the oldest version sources.lock pins,
+and localhost/wazuh-agent-src at the current one; make wazuh-image).
 
 The same scenarios run unchanged against the official image with
 `WAZUH_MANAGER_IMAGE=wazuh/wazuh-manager:4.14.0 molecule test --all` where a registry is
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from harness import REPO
-from manager_harness import WAZUH_OLDEST_VERSION, WAZUH_VERSION, manager_image
+from manager_harness import WAZUH_AGENT_IMAGE, WAZUH_OLDEST_VERSION, WAZUH_VERSION, manager_image
 
 MOLECULE_KEY = "molecule-test-key"
 
@@ -27,14 +27,17 @@ MOLECULE_KEY = "molecule-test-key"
 @pytest.mark.parametrize("scenario,flavour,steps", [
     ("default", "wazuh-src", ["test"]),
     ("failure", "wazuh-src", ["test"]),
+    ("agent", "wazuh-src", ["test"]),                          # with the agent built beside the manager
     ("default", "wazuh-src-oldest", ["converge", "verify"]),   # integratord without <timeout>/<retries>
-], ids=[f"default-{WAZUH_VERSION}", f"failure-{WAZUH_VERSION}", f"default-{WAZUH_OLDEST_VERSION}"])
+], ids=[f"default-{WAZUH_VERSION}", f"failure-{WAZUH_VERSION}", f"agent-{WAZUH_VERSION}",
+        f"default-{WAZUH_OLDEST_VERSION}"])
 def test_molecule_scenario_passes_on_wazuhs_own_daemons(scenario, flavour, steps, tmp_path):
     image = manager_image(flavour, "molecule")
     bindir = Path(sys.executable).parent
     # Scenarios run in parallel, `default` twice: each its own instance names and its own
     # ephemeral directory (molecule's default is one per scenario name, under ~/.ansible/tmp).
     env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", WAZUH_MANAGER_IMAGE=image,
+               WAZUH_AGENT_IMAGE=WAZUH_AGENT_IMAGE,
                MOLECULE_RUN_ID=uuid.uuid4().hex[:10], MOLECULE_EPHEMERAL_DIRECTORY=str(tmp_path / "molecule"),
                ANSIBLE_FORCE_COLOR="0", PY_COLORS="0", NO_COLOR="1")
 

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Builds localhost/wazuh-manager-src:VERSION: Wazuh's own manager daemons compiled from
-# Wazuh's source (make wazuh-image [WAZUH_VERSION=<another version in sources.lock>]).
+# Builds localhost/wazuh-manager-src:VERSION and, for the current version, the agent beside it,
+# localhost/wazuh-agent-src:VERSION: Wazuh's own daemons compiled from Wazuh's source
+# (make wazuh-image [WAZUH_VERSION=<another version in sources.lock>]).
 #
 #   build.sh [VERSION]          VERSION: a Wazuh version pinned in sources.lock (default: its first)
+#
+# The Debian release is the version's: 4.8 and later link Wazuh's C++ router (wazuh-db,
+# remoted), which needs trixie's flatbuffers and cpp-httplib; 4.7 builds on bookworm.
 #
 # A cached image is a verified one: the tests of Wazuh's interfaces as we use them
 # (tests/images/test_manager_interfaces.py) run on every new image of the current version (sources.lock's first), and again whenever
@@ -23,6 +27,11 @@ repo=$(cd "$here/../../.." && pwd)
 newest=$(awk '$1 == "wazuh" {print $2; exit}' "$here/sources.lock")
 version=${1:-${WAZUH_VERSION:-$newest}}
 image=localhost/wazuh-manager-src:$version
+agent_image=localhost/wazuh-agent-src:$version
+case $version in
+    4.[0-7].*) suite=bookworm ;;
+    *) suite=trixie ;;
+esac
 
 pin() {   # pin NAME VERSION -> "file sha256 url tag commit", or nothing
     awk -v n="$1" -v v="$2" '$1 == n && $2 == v {print $3, $4, $5, $6, $7}' "$here/sources.lock"
@@ -37,9 +46,20 @@ from_folder() {
     cp "$dir/$file" "$ctx/sources/$file"
 }
 
-# Fetches TAG of URL with git, checks it is COMMIT, and packs it as the archive FILE would be.
+# Fetches TAG of URL with git, checks it is COMMIT, and packs it as the archive FILE would be;
+# a source published as a file (TAG "-") is downloaded and checked against its SHA-256 SUM.
 from_upstream() {
-    local name=$1 file=$2 url=$3 tag=$4 commit=$5 got git_dir
+    local name=$1 file=$2 url=$3 tag=$4 commit=$5 sum=$6 got git_dir
+    if [ "$tag" = - ]; then
+        url=${url/#https:\/\/deb.debian.org\/debian/${DEBIAN_MIRROR:-https://deb.debian.org/debian}}
+        echo "build.sh: downloading $name from $url"
+        python3 -c 'import shutil, sys, urllib.request; shutil.copyfileobj(urllib.request.urlopen(sys.argv[1], timeout=60), open(sys.argv[2], "wb"))' \
+            "$url" "$ctx/sources/$file" 2>/dev/null \
+            || die "could not download $url (no network? set WAZUH_SOURCES to a folder with the archives)"
+        got=$(sha256sum "$ctx/sources/$file" | cut -d' ' -f1)
+        [ "$got" = "$sum" ] || die "$url does not match its pinned SHA-256: expected $sum, got $got. Refusing to build from unverified sources."
+        return 0
+    fi
     url=${url/#https:\/\/github.com/${WAZUH_UPSTREAM_MIRROR:-https://github.com}}
     git_dir=${XDG_CACHE_HOME:-$HOME/.cache}/wazuh-virustotal-ip/git/$name
     command -v git >/dev/null || die "git is not installed (Debian: apt-get install git), and no WAZUH_SOURCES folder was given"
@@ -67,37 +87,48 @@ fi
 ctx=$(mktemp -d /tmp/vtip-wazuh-src.XXXXXX)
 trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/sources"
-# Wazuh at $version, and every other pinned source (each at its one pinned version).
-deps=("wazuh $version")
-while read -r dep; do deps+=("$dep"); done < <(awk '!/^#/ && NF && $1 != "wazuh" {print $1, $2}' "$here/sources.lock")
+# Wazuh at $version, and every other pinned source (each at its one pinned version); the
+# sources published as files first (a download checked by its checksum before any git fetch).
+deps=()
+while read -r dep; do deps+=("$dep"); done < <(awk '!/^#/ && NF && $1 != "wazuh" && $6 == "-" {print $1, $2}' "$here/sources.lock")
+deps+=("wazuh $version")
+while read -r dep; do deps+=("$dep"); done < <(awk '!/^#/ && NF && $1 != "wazuh" && $6 != "-" {print $1, $2}' "$here/sources.lock")
 for dep in "${deps[@]}"; do
+    # flatbuffers is for the router, which 4.7 (built on bookworm) does not have
+    [ "$suite" = bookworm ] && [ "${dep% *}" = flatbuffers ] && continue
     read -r file sum url tag commit <<<"$(pin $dep)"
     if [ -n "$sources" ]; then
         from_folder "$sources" "$file" "$sum"
     else
-        from_upstream "${dep% *}" "$file" "$url" "$tag" "$commit"
+        from_upstream "${dep% *}" "$file" "$url" "$tag" "$commit" "$sum"
     fi
 done
 echo "build.sh: sources verified (${sources:-fetched from upstream})"
 
 need_docker
 lock_builds
-ensure_base
-cp -r "$here/Dockerfile" "$here/compile.sh" "$here/install.sh" "$here/README.md" "$here/init" "$here/bin" "$ctx/"
-start=$(date +%s)
-docker build --force-rm --network host --tag "$image" --build-arg BASE="$BASE_IMAGE" \
-    --build-arg WAZUH_VERSION="$version" "$ctx" >"$ctx.log" 2>&1 \
-    || { tail -40 "$ctx.log" >&2; rm -f "$ctx.log"; die "docker build of $image failed (above: its last lines)"; }
-rm -f "$ctx.log"
-echo "build.sh: $image built in $(( $(date +%s) - start )) s (Wazuh $version from source)"
+ensure_base "$suite"
+cp -r "$here/Dockerfile" "$here/deps.sh" "$here/compile.sh" "$here/install.sh" "$here/README.md" "$here/init" \
+    "$here/bin" "$here/patches" "$ctx/"
+build_image() {   # build_image TARGET NAME: one stage of the Dockerfile, tagged NAME
+    local start
+    start=$(date +%s)
+    docker build --force-rm --network host --target "$1" --tag "$2" --build-arg BASE="$(base_image "$suite")" \
+        --build-arg WAZUH_VERSION="$version" "$ctx" >"$ctx.log" 2>&1 \
+        || { tail -40 "$ctx.log" >&2; rm -f "$ctx.log"; die "docker build of $2 failed (above: its last lines)"; }
+    rm -f "$ctx.log"
+    echo "build.sh: $2 built in $(( $(date +%s) - start )) s (Wazuh $version from source, Debian $suite)"
+}
+build_image manager "$image"
 
-# Verification: the interface tests are written for the current version (an older one is
-# proven end to end by molecule).
+# The agent and the verification: for the current version (an older one is proven end to end
+# by molecule, on its own).
 [ "$version" = "$newest" ] || exit 0
+build_image agent "$agent_image"
 [ -z "${VTIP_VERIFYING_IMAGE:-}" ] || exit 0        # the tests' own calls, while they verify it
 python=$repo/.venv/bin/python
 [ -x "$python" ] || die "no $python to verify $image with: run make venv first"
-key=$( { docker image inspect -f '{{.Id}}' "$image"
+key=$( { docker image inspect -f '{{.Id}}' "$image" "$agent_image"
          cd "$repo" && cat tests/images/test_manager_interfaces.py tests/manager_harness.py tests/harness.py \
              tests/conftest.py tests/no_egress.py tests/vt_server.py files/virustotal_ip_rules.xml pyproject.toml
        } | sha256sum | cut -c1-32)
