@@ -9,6 +9,10 @@ VENV ?= .venv
 WAZUH_VERSIONS := $(shell awk '$$1 == "wazuh" {print $$2}' tests/images/wazuh-src/sources.lock)
 WAZUH_VERSION ?= $(firstword $(WAZUH_VERSIONS))
 BIN := $(VENV)/bin
+# Every shell script here, the shipped wrapper among them (shellcheck reads each one's shebang).
+SHELL_SCRIPTS := files/custom-virustotal_ip .ci/run tests/pinned-venv.sh tests/script-pythons/make-venvs.sh \
+	tests/ansible-cores/make-venvs.sh tests/images/base.sh $(wildcard tests/images/wazuh-src/*.sh) \
+	tests/images/wazuh-src/bin/install
 STAMP := $(VENV)/.requirements.stamp
 
 .PHONY: help venv lint pytest test bench demo wazuh-image molecule demo-clean clean settings collection
@@ -26,22 +30,18 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP) ## create .venv from requirements.txt (done by every target that needs it)
 
-lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), syntax checks, Galaxy's import check, ansible-test sanity
+lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), shellcheck, syntax checks, Galaxy's import check, ansible-test sanity
 	$(BIN)/ruff check files plugins tests bench molecule demo
 	$(BIN)/yamllint --strict .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline
 	for p in site.yml playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check -i inventory.example/hosts.yml $$p || exit 1; done
-	sh -n files/custom-virustotal_ip
-	sh -n tests/images/wazuh-src/compile.sh
-	sh -n tests/images/wazuh-src/install.sh
-	sh -n tests/images/wazuh-src/deps.sh
-	sh -n tests/images/wazuh-src/bin/install
-	bash -n tests/images/base.sh
-	bash -n tests/images/wazuh-src/build.sh
+	@command -v shellcheck >/dev/null || { echo "error: shellcheck is not installed (Debian: apt-get install shellcheck)" >&2; exit 1; }
+	shellcheck -x $(SHELL_SCRIPTS)
 	$(BIN)/antsibull-changelog lint
-	@# Galaxy's own import check and ansible-test sanity, on the tarball as published; the
-	@# repository URL Galaxy requires is a reserved .invalid placeholder here (the real one is
-	@# given to make collection).
+	@# Galaxy's own import check and ansible-test sanity (under each supported ansible-core), on the
+	@# tarball as published; the repository URL Galaxy requires is a reserved .invalid placeholder
+	@# here (the real one is given to make collection).
+	tests/ansible-cores/make-venvs.sh
 	$(BIN)/python tests/build_collection.py --repository https://git.example.invalid/wazuh-virustotal-ip \
 	    --out build/lint --import-check --sanity
 

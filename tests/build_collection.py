@@ -5,7 +5,9 @@ mislead): it is given on the command line and written into the built copy's gala
 `documentation`, `issues` and `homepage` if given. What ships is galaxy.yml's `build_ignore`.
 `--import-check` then runs Galaxy's own importer (galaxy-importer, with its ansible-lint and
 without ansible-test) on the tarball and fails on any error or warning, and `--sanity` runs
-`ansible-test sanity` on it (tests/ansible_sanity.py), as `make lint` does.
+`ansible-test sanity` on it (tests/ansible_sanity.py) under each ansible-core the collection
+supports: requirements.txt's (this Python's) and each tests/ansible-cores/<X.Y>.txt, from its
+.venv-core-<X.Y> (tests/ansible-cores/make-venvs.sh), as `make lint` does.
 
 Run: python tests/build_collection.py --repository URL [--documentation URL] [--issues URL]
      [--homepage URL] [--out build] [--import-check] [--sanity]
@@ -95,9 +97,26 @@ def main(argv: list) -> int:
     print(f"built {tarball}")
     failed = import_check(tarball) if args.import_check else 0
     if args.sanity:
-        failed |= subprocess.run([sys.executable, str(REPO / "tests" / "ansible_sanity.py"), str(tarball)],
-                                 check=False).returncode
+        for python in sanity_pythons():
+            failed |= subprocess.run([str(python), str(REPO / "tests" / "ansible_sanity.py"), str(tarball)],
+                                     check=False).returncode
     return 1 if failed else 0
+
+
+def sanity_pythons() -> list:
+    """The Python of each supported ansible-core: this one's, and each other core's venv. A core
+    whose venv is missing (no Python for it here) is said, and fails on CI (CI=true)."""
+    pythons = [Path(sys.executable)]
+    for pins in sorted((REPO / "tests" / "ansible-cores").glob("*.txt")):
+        python = REPO / f".venv-core-{pins.stem}" / "bin" / "python"
+        if python.exists():
+            pythons.append(python)
+            continue
+        print(f"NOTE: no .venv-core-{pins.stem} (tests/ansible-cores/make-venvs.sh): ansible-test sanity "
+              f"under ansible-core {pins.stem} is not run", file=sys.stderr)
+        if os.environ.get("CI", "").lower() == "true":
+            sys.exit(1)
+    return pythons
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ pinned_venv() {
     for version in "$@"; do
         python=$(command -v "python$version" 2>/dev/null || true)
         if [ -z "$python" ] || ! "$python" -c pass 2>/dev/null; then
-            python=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}/versions/$version".*/bin/python3 2>/dev/null | sort -V | tail -1 || true)
+            python=$(printf '%s\n' "${PYENV_ROOT:-$HOME/.pyenv}/versions/$version".*/bin/python3 | sort -V | tail -1)
+            [ -x "$python" ] || python=""
         fi
         [ -n "$python" ] && break
     done

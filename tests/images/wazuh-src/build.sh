@@ -96,7 +96,8 @@ while read -r dep; do deps+=("$dep"); done < <(awk '!/^#/ && NF && $1 != "wazuh"
 for dep in "${deps[@]}"; do
     # flatbuffers is for the router, which 4.7 (built on bookworm) does not have
     [ "$suite" = bookworm ] && [ "${dep% *}" = flatbuffers ] && continue
-    read -r file sum url tag commit <<<"$(pin $dep)"
+    read -r name pinned <<<"$dep"
+    read -r file sum url tag commit <<<"$(pin "$name" "$pinned")"
     if [ -n "$sources" ]; then
         from_folder "$sources" "$file" "$sum"
     else

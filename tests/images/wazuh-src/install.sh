@@ -27,6 +27,8 @@ esac
 # The daemons wazuh-control starts: its own list, cut to what was built, order kept.
 cd "$top/src"
 built=""
+# The list is one line; its words are the daemons.
+# shellcheck disable=SC2013
 for daemon in $(sed -n 's/^DAEMONS="\(.*\)"$/\1/p' "$control"); do
     if [ -x "$daemon" ]; then built="$built $daemon"; fi
 done
@@ -52,17 +54,29 @@ set +eu
 : > "$here/not-built"
 export NOT_BUILT_LIST="$here/not-built"
 PATH="$here/bin:$PATH"
-MAKEBIN=true
-NUNAME=$(uname)
-update_only=no
-DOWNLOAD_CONTENT=no
-SSL_CERT=yes
+# The installer's own variables, read by its functions sourced below (from Wazuh's tree, not
+# visible to the linter).
+# shellcheck disable=SC2034
+{
+    MAKEBIN=true
+    NUNAME=$(uname)
+    update_only=no
+    DOWNLOAD_CONTENT=no
+    SSL_CERT=yes
+}
+# shellcheck source=/dev/null
 . ./src/init/dist-detect.sh
+# shellcheck source=/dev/null
 . ./src/init/shared.sh
 # shared.sh sets these to a manager in /var/ossec: set them after it.
-INSTYPE=$target
-INSTALLDIR=/var/ossec
+# shellcheck disable=SC2034
+{
+    INSTYPE=$target
+    INSTALLDIR=/var/ossec
+}
+# shellcheck source=/dev/null
 . ./src/init/inst-functions.sh
+# shellcheck source=/dev/null
 . ./src/init/wazuh/wazuh.sh
 cd src
 if [ "$target" = server ]; then InstallServer; else InstallAgent; fi
