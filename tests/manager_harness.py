@@ -348,9 +348,7 @@ class Agent(Container):
 
     def __init__(self, manager: Manager, name: str = "web01", *options: str) -> None:
         # The agent shares the manager's hostname with its network: authd refuses an agent named
-        # as the manager, so it gets a name of its own. ENROLLMENT_DELAY: agentd waits that long
-        # after enrolling before it connects (20 s by default, for remoted to read the new key;
-        # it does within a second here).
+        # as the manager, so it gets a name of its own. ENROLLMENT_DELAY and KEEP_ALIVE: above.
         super().__init__(WAZUH_AGENT_IMAGE, "--network", f"container:{manager.name}",
                          "-e", f"WAZUH_AGENT_NAME={name}", "-e", f"ENROLLMENT_DELAY={ENROLLMENT_DELAY}",
                          "-e", f"WAZUH_KEEP_ALIVE_INTERVAL={KEEP_ALIVE}", *options)

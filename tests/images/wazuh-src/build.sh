@@ -95,13 +95,13 @@ deps+=("wazuh $version")
 while read -r dep; do deps+=("$dep"); done < <(awk '!/^#/ && NF && $1 != "wazuh" && $6 != "-" {print $1, $2}' "$here/sources.lock")
 for dep in "${deps[@]}"; do
     # flatbuffers is for the router, which 4.7 (built on bookworm) does not have
-    [ "$suite" = bookworm ] && [ "${dep% *}" = flatbuffers ] && continue
     read -r name pinned <<<"$dep"
+    [ "$suite" = bookworm ] && [ "$name" = flatbuffers ] && continue
     read -r file sum url tag commit <<<"$(pin "$name" "$pinned")"
     if [ -n "$sources" ]; then
         from_folder "$sources" "$file" "$sum"
     else
-        from_upstream "${dep% *}" "$file" "$url" "$tag" "$commit" "$sum"
+        from_upstream "$name" "$file" "$url" "$tag" "$commit" "$sum"
     fi
 done
 echo "build.sh: sources verified (${sources:-fetched from upstream})"
@@ -129,7 +129,7 @@ build_image agent "$agent_image"
 [ -z "${VTIP_VERIFYING_IMAGE:-}" ] || exit 0        # the tests' own calls, while they verify it
 python=$repo/.venv/bin/python
 [ -x "$python" ] || die "no $python to verify $image with: run make venv first"
-key=$( { docker image inspect -f '{{.Id}}' "$image" "$agent_image"
+key=$( { docker image inspect -f '{{.Id}}' "$image"
          cd "$repo" && cat tests/images/test_manager_interfaces.py tests/manager_harness.py tests/harness.py \
              tests/conftest.py tests/no_egress.py tests/vt_server.py files/virustotal_ip_rules.xml pyproject.toml
        } | sha256sum | cut -c1-32)
