@@ -1,7 +1,7 @@
 """An agent's sshd login, enriched on the manager and blocked on that agent by the role's
 default Active Response command, firewall-drop.
 
-`host` is the manager; the agent is the container prepare.yml started beside it, in its network
+`host` is the manager; the agent is the container side_effect.yml started beside it, in its network
 namespace (so an iptables rule is seen from both: which execd ran the command is told by each
 one's active-responses.log). Only Wazuh's interfaces: the agent's auth.log, the manager's
 alerts.json, the agent's iptables and logs.
