@@ -155,6 +155,11 @@ class Container:
     def read(self, path: str) -> str:
         return self.exec("cat", path, check=True).stdout.decode("utf-8", "replace")
 
+    def hosts_deny(self) -> str:
+        """/etc/hosts.deny (host-deny's blocks), empty when there is none."""
+        r = self.exec("cat", "/etc/hosts.deny")
+        return r.stdout.decode() if r.returncode == 0 else ""
+
     def wait(self, condition, timeout: float = 30, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -79,14 +79,23 @@ def poll(find: Callable[[], object], timeout: float, what: str, context: Callabl
         time.sleep(0.2)
 
 
+def login_and_enrichment(log: Callable[[str], None], alerts_with: Callable[[str], list], ip: str,
+                         timeout: float, context: Callable[[], str] = str) -> tuple:
+    """Log an sshd login from `ip` with `log(line)` (to analysisd's queue, or to an agent's
+    auth.log) and return (the alert it raised, the enrichment alert of that alert). `context()`
+    adds what to show on a timeout (say, the end of integrations.log)."""
+    line = sshd_login_line(ip)
+    log(line)
+    trigger = poll(lambda: next((a for a in alerts_with(line) if a.get("full_log") == line), None),
+                   timeout, f"the alert of {line!r}", context)
+    alert_id = trigger["id"]
+    enrichment = poll(lambda: next((a for a in alerts_with(alert_id) if is_enrichment_of(a, alert_id)), None),
+                      timeout, f"the enrichment of alert {alert_id} ({ip})", context)
+    return trigger, enrichment
+
+
 def enrichment_for(send: Callable[[bytes], None], alerts_with: Callable[[str], list], ip: str,
                    timeout: float, context: Callable[[], str] = str) -> dict:
     """Send an sshd login from `ip` to analysisd (the real path: appending to alerts.json would
-    race with analysisd's own writes) and return the enrichment alert of the alert it raised.
-    `context()` adds what to show on a timeout (say, the end of integrations.log)."""
-    line = sshd_login_line(ip)
-    send(login_message(line))
-    trigger = poll(lambda: next((a["id"] for a in alerts_with(line) if a.get("full_log") == line), None),
-                   timeout, f"the alert of {line!r}", context)
-    return poll(lambda: next((a for a in alerts_with(trigger) if is_enrichment_of(a, trigger)), None),
-                timeout, f"the enrichment of alert {trigger} ({ip})", context)
+    race with analysisd's own writes) and return the enrichment alert of the alert it raised."""
+    return login_and_enrichment(lambda line: send(login_message(line)), alerts_with, ip, timeout, context)[1]

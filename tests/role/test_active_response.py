@@ -31,11 +31,6 @@ def fresh():
     m.stop()
 
 
-def hosts_deny(m: Manager) -> str:
-    r = m.exec("cat", "/etc/hosts.deny")
-    return r.stdout.decode() if r.returncode == 0 else ""
-
-
 def test_a_malicious_verdict_is_blocked_by_host_deny_and_an_unknown_one_is_not(manager, tmp_path):
     r = manager.site(tmp_path, *AR, "-e", "virustotal_ip_active_response_enabled=true", api_key=KEY)
     assert r.returncode == 0, r.stdout[-3000:]
@@ -47,9 +42,9 @@ def test_a_malicious_verdict_is_blocked_by_host_deny_and_an_unknown_one_is_not(m
     assert (unknown["rule"]["id"], unknown["data"]["srcip"]) == ("199903", UNKNOWN)
     malicious = manager.enrichment_for(MALICIOUS)
     assert (malicious["rule"]["id"], malicious["data"]["srcip"]) == ("199901", MALICIOUS)
-    manager.wait(lambda: f"ALL:{MALICIOUS}" in hosts_deny(manager), 30, f"{MALICIOUS} in /etc/hosts.deny")
+    manager.wait(lambda: f"ALL:{MALICIOUS}" in manager.hosts_deny(), 30, f"{MALICIOUS} in /etc/hosts.deny")
     # execd runs responses in order: the unknown verdict, alerted first, would be there by now
-    assert UNKNOWN not in hosts_deny(manager)
+    assert UNKNOWN not in manager.hosts_deny()
     log = manager.read(f"{OSSEC}/logs/active-responses.log")
     assert "host-deny" in log and MALICIOUS in log and UNKNOWN not in log
 

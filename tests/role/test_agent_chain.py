@@ -15,7 +15,7 @@ import time
 
 import pytest
 from manager_harness import OSSEC, Agent, Manager
-from wazuh_events import is_enrichment_of, poll, sshd_login_line
+from wazuh_events import login_and_enrichment
 
 KEY = "agent-chain-key"
 MALICIOUS, UNKNOWN = "64.62.197.132", "108.157.98.17"
@@ -39,22 +39,9 @@ def deploy_active_response(manager: Manager, tmp_path, command: str) -> None:
 def login_on(agent: Agent, manager: Manager, ip: str) -> tuple:
     """An sshd login from `ip` on the agent; returns (the alert it raised on the manager, the
     enrichment of that alert)."""
-    line = sshd_login_line(ip)
-    agent.log(line)
-
     def context() -> str:
         return f"; the manager's integrations.log ends:\n{manager.read_tail(f'{OSSEC}/logs/integrations.log')}"
-    trigger = poll(lambda: next((a for a in manager.alerts_with(line) if a.get("full_log") == line), None),
-                   60, f"the manager's alert of {line!r}", context)
-    alert_id = trigger["id"]
-    enrichment = poll(lambda: next((a for a in manager.alerts_with(alert_id) if is_enrichment_of(a, alert_id)), None),
-                      60, f"the enrichment of alert {alert_id} ({ip})", context)
-    return trigger, enrichment
-
-
-def hosts_deny(c) -> str:
-    r = c.exec("cat", "/etc/hosts.deny")
-    return r.stdout.decode() if r.returncode == 0 else ""
+    return login_and_enrichment(agent.log, manager.alerts_with, ip, 60, context)
 
 
 def test_a_malicious_login_on_an_agent_is_blocked_by_host_deny_on_that_agent_until_the_timeout(manager, tmp_path):
@@ -70,15 +57,15 @@ def test_a_malicious_login_on_an_agent_is_blocked_by_host_deny_on_that_agent_unt
         _, malicious = login_on(agent, manager, MALICIOUS)
         assert (malicious["rule"]["id"], malicious["agent"]["id"], malicious["agent"]["name"]) == ("199901", "001",
                                                                                                  "web01")
-        agent.wait(lambda: f"ALL:{MALICIOUS}" in hosts_deny(agent), 30, f"{MALICIOUS} in the agent's /etc/hosts.deny")
+        agent.wait(lambda: f"ALL:{MALICIOUS}" in agent.hosts_deny(), 30, f"{MALICIOUS} in the agent's /etc/hosts.deny")
         print(f"\nfrom the login on the agent to the block on the agent: {time.monotonic() - start:.1f} s")
         # execd runs responses in order: the unknown verdict, alerted first, would be there by now
-        assert UNKNOWN not in hosts_deny(agent)
-        assert MALICIOUS not in hosts_deny(manager) and UNKNOWN not in hosts_deny(manager)
+        assert UNKNOWN not in agent.hosts_deny()
+        assert MALICIOUS not in manager.hosts_deny() and UNKNOWN not in manager.hosts_deny()
         log = agent.read(f"{OSSEC}/logs/active-responses.log")
         assert "host-deny" in log and MALICIOUS in log and UNKNOWN not in log
 
-        agent.wait(lambda: MALICIOUS not in hosts_deny(agent), TIMEOUT + 30, f"{MALICIOUS} lifted at the timeout")
+        agent.wait(lambda: MALICIOUS not in agent.hosts_deny(), TIMEOUT + 30, f"{MALICIOUS} lifted at the timeout")
     finally:
         agent.stop()
 

@@ -14,7 +14,7 @@ import testinfra
 
 # The helpers the harness uses too (tests/wazuh_events.py: standard library only).
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
-from wazuh_events import ALERTS_JSON, OSSEC, is_enrichment_of, parse_alerts, poll, sshd_login_line
+from wazuh_events import ALERTS_JSON, OSSEC, login_and_enrichment, parse_alerts, poll
 
 testinfra_hosts = ["all"]
 MALICIOUS, UNKNOWN = "64.62.197.132", "108.157.98.17"     # the original design's addresses
@@ -29,17 +29,12 @@ def agent_of(host):
 def login_on(agent, host, ip: str) -> tuple:
     """An sshd login from `ip` written to the agent's auth.log; returns (the manager's alert of
     it, the enrichment of that alert)."""
-    line = sshd_login_line(ip)
-    agent.run_expect([0], f"echo {shlex.quote(line)} >> /var/log/auth.log")
+    def log(line: str) -> None:
+        agent.run_expect([0], f"echo {shlex.quote(line)} >> /var/log/auth.log")
 
     def alerts_with(text: str) -> list:
         return parse_alerts(host.run(f"grep -F -- {shlex.quote(text)} {ALERTS_JSON}").stdout)
-    trigger = poll(lambda: next((a for a in alerts_with(line) if a.get("full_log") == line), None),
-                   90, f"the manager's alert of {line!r}")
-    alert_id = trigger["id"]
-    enrichment = poll(lambda: next((a for a in alerts_with(alert_id) if is_enrichment_of(a, alert_id)), None),
-                      90, f"the enrichment of alert {alert_id} ({ip})")
-    return trigger, enrichment
+    return login_and_enrichment(log, alerts_with, ip, 90)
 
 
 def dropped(agent) -> str:
