@@ -43,19 +43,6 @@ print(time.monotonic() - start)
 """
 
 
-def add_integration(m: Manager, name: str, script: str, trigger: str) -> None:
-    m.put(f"{OSSEC}/integrations/{name}", script, mode="0750", owner="root:wazuh")
-    block = (f"\n<ossec_config>\n  <integration>\n    <name>{name}</name>\n    {trigger}\n"
-             f"    <alert_format>json</alert_format>\n  </integration>\n</ossec_config>\n")
-    m.sh(f"printf '%s' '{block}' >> {OSSEC}/etc/ossec.conf", check=True)
-
-
-def restart(m: Manager) -> None:
-    r = m.control("restart")
-    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
-    m.wait_running()
-
-
 def timed_run(m: Manager, count: int) -> float:
     """Seconds for `count` cache-hit logins, then the sentinel, through the manager."""
     m.exec("rm", "-f", "/tmp/bench-done", check=True)
@@ -66,9 +53,9 @@ def timed_run(m: Manager, count: int) -> float:
 def noop_arm(image: str, count: int) -> float:
     m = Manager(image)
     try:
-        add_integration(m, "custom-noop", NOOP, "<group>sshd</group>")
-        add_integration(m, "custom-bench-done", SENTINEL, "<rule_id>5760</rule_id>")
-        restart(m)
+        m.add_integration("custom-noop", NOOP, "<group>sshd</group>")
+        m.add_integration("custom-bench-done", SENTINEL, "<rule_id>5760</rule_id>")
+        m.restart()
         timed_run(m, 1)                                     # warm-up: analysisd ready, files cached
         return timed_run(m, count)
     finally:
@@ -84,8 +71,8 @@ def virustotal_ip_arm(image: str, count: int, files_dir: str | None = None) -> f
             extra = {"virustotal_ip_files_dir": files_dir} if files_dir else {}
             r = m.site(Path(tmp), api_key=KEY, virustotal_ip_api_url="http://127.0.0.1:8090/api/v3", **extra)
             assert r.returncode == 0, r.stdout[-3000:]
-        add_integration(m, "custom-bench-done", SENTINEL, "<rule_id>5760</rule_id>")   # after ours
-        restart(m)
+        m.add_integration("custom-bench-done", SENTINEL, "<rule_id>5760</rule_id>")   # after ours
+        m.restart()
         timed_run(m, 1)                                     # warm-up: looks the IP up once, then cached
         m.wait_alert(lambda a: a["rule"]["id"] == "199901")
         return timed_run(m, count)
@@ -115,3 +102,159 @@ def bench_integratord(count: int, files_at=None, baseline: str = "") -> list:
         if old is not None:
             rows.append((f"the same at {baseline[:10]} (before)", count, virustotal_ip_arm(image, count, old)))
     return rows
+
+
+# --------------------------------------------------------------------------- misses (issue 19)
+
+VERDICT_RULES = ("199901", "199902", "199903")     # malicious, suspicious, unknown
+RECORDER = "#!/bin/sh\ndate +%s.%N >> /tmp/recorder.log\n"
+STORM = """
+import json, os, socket, sys, time
+count, prefix = int(sys.argv[1]), sys.argv[2]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect('/var/ossec/queue/sockets/queue')
+sent = {}
+start, started_at = time.monotonic(), time.time()
+for n in range(count):
+    ip = f"{prefix}.{n // 200}.{n % 200 + 1}"
+    sent[ip] = time.time()
+    s.send(f"1:/var/log/auth.log:Dec 10 01:02:02 host sshd[1234]: Accepted password for root from {ip} "
+           f"port {10000 + n} ssh2".encode())
+s.send(f"1:/var/log/auth.log:Dec 10 01:02:03 host sshd[1234]: Failed password for root from {prefix}.250.250 "
+       f"port 9999 ssh2".encode())
+while not os.path.exists('/tmp/bench-done'):
+    if time.monotonic() - start > 110:
+        sys.exit('the sentinel integration never ran')
+    time.sleep(0.005)
+print(json.dumps({"seconds": time.monotonic() - start, "sent": sent, "started_at": started_at}))
+"""
+# Wait until no lookup worker holds its slot's lock (they are done).
+WORKERS_DONE = """
+import fcntl, glob, os
+for path in glob.glob('/var/ossec/var/virustotal_ip/worker-*.lock'):
+    fd = os.open(path, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.close(fd)
+"""
+
+
+def alert_time(alert: dict) -> float:
+    import datetime
+    return datetime.datetime.strptime(alert["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+
+
+class MissArm:
+    """What one storm of alerts from new addresses did to integratord and to the verdicts."""
+
+    def __init__(self, label: str, alerts: int, seconds: float, longest_gap: float, latencies: list) -> None:
+        self.label, self.alerts, self.seconds = label, alerts, seconds
+        self.longest_gap, self.latencies = longest_gap, latencies
+
+
+def recorder_gaps(m: Manager, started_at: float) -> list:
+    """The time before the recorder's first call, and between its calls."""
+    times = [started_at] + [float(line) for line in m.read("/tmp/recorder.log").split()]
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+def storm(m: Manager, label: str, count: int, prefix: str, verdicts: bool) -> MissArm:
+    """`count` logins from new addresses through analysisd and integratord, timed until the
+    sentinel integration ran; the recorder's longest gap; each verdict's delay after its login."""
+    import json
+    m.exec("rm", "-f", "/tmp/bench-done", "/tmp/recorder.log", check=True)
+    r = m.exec(f"{OSSEC}/framework/python/bin/python3", "-c", STORM, str(count), prefix, check=True)
+    result = json.loads(r.stdout.decode())
+    latencies = []
+    if verdicts:
+        def verdict_alerts() -> list:
+            return [a for a in m.alerts() if a["rule"]["id"] in VERDICT_RULES
+                    and a["data"]["virustotal_ip"]["source"]["ip"].startswith(prefix + ".")]
+        m.wait(lambda: len(verdict_alerts()) >= count, 300, f"{count} verdicts")
+        latencies = sorted(alert_time(a) - result["sent"][a["data"]["virustotal_ip"]["source"]["ip"]]
+                           for a in verdict_alerts() if a["data"]["virustotal_ip"]["source"]["ip"] in result["sent"])
+    return MissArm(label, count, result["seconds"], max(recorder_gaps(m, result["started_at"])), latencies)
+
+
+def one_by_one(m: Manager, count: int, prefix: str) -> list:
+    """Alert -> verdict for `count` logins sent one at a time, each after the last verdict."""
+    import time
+    delays = []
+    for n in range(count):
+        ip = f"{prefix}.0.{n + 1}"
+        sent = time.time()
+        m.send(f"1:/var/log/auth.log:Dec 10 01:02:02 host sshd[1234]: Accepted password for root from {ip} "
+               f"port 2222 ssh2".encode())
+        found = m.wait_alert(lambda a, ip=ip: a["rule"]["id"] in VERDICT_RULES
+                             and a["data"]["virustotal_ip"]["source"]["ip"] == ip)
+        delays.append(alert_time(found) - sent)
+    return delays
+
+
+def reset_state(m: Manager) -> None:
+    """No worker running, no cache, no pending alert, no open breaker: the next arm starts clean."""
+    m.exec(f"{OSSEC}/framework/python/bin/python3", "-c", WORKERS_DONE, check=True)
+    m.sh(f"rm -rf {OSSEC}/var/virustotal_ip/*", check=True)
+
+
+def set_mode(m: Manager, mode: str) -> None:
+    """lookup_mode in the config file the role wrote (read by every run: no restart)."""
+    import json
+    path = f"{OSSEC}/etc/custom-virustotal_ip.json"
+    config = json.loads(m.read(path))
+    config["lookup_mode"] = mode
+    m.put(path, json.dumps(config), mode="0640", owner="root:wazuh")
+
+
+def restart_vt(m: Manager, behaviour: dict) -> None:
+    m.sh("pkill -f /opt/vtip-test/vt_server.py; true")
+    m.start_vt_server(KEY, behaviour=behaviour)
+
+
+def bench_misses(count: int, single: int = 10) -> tuple:
+    """([MissArm], {label: [alert -> verdict seconds]}): a storm of `count` alerts from new
+    addresses through the no-op integration, and through ours with the lookup worker and
+    inline, with VirusTotal answering after 300 ms, then not at all."""
+    image = manager_image("wazuh-src", "the integratord benchmark")
+    arms, singles = [], {}
+    m = Manager(image)
+    try:
+        m.add_integration("custom-noop", NOOP, "<group>sshd</group>")
+        m.add_integration("custom-recorder", RECORDER, "<group>sshd</group>")
+        m.add_integration("custom-bench-done", SENTINEL, "<rule_id>5760</rule_id>")
+        m.restart()
+        storm(m, "warm-up", 1, "45.10", verdicts=False)
+        arms.append(storm(m, "no-op custom integration (sh: exit 0)", count, "45.11", verdicts=False))
+    finally:
+        m.stop()
+    m = Manager(image)
+    try:
+        restart_vt(m, {"*": {"delay": 0.3}})
+        with tempfile.TemporaryDirectory() as tmp:
+            r = m.site(Path(tmp), api_key=KEY, virustotal_ip_api_url="http://127.0.0.1:8090/api/v3",
+                       virustotal_ip_key_requests_per_minute=0, virustotal_ip_key_requests_per_day=0)
+            assert r.returncode == 0, r.stdout[-3000:]
+        m.add_integration("custom-recorder", RECORDER, "<group>sshd</group>")         # after ours
+        m.add_integration("custom-bench-done", SENTINEL, "<rule_id>5760</rule_id>")
+        m.restart()
+        storm(m, "warm-up", 1, "45.20", verdicts=True)
+        reset_state(m)
+        arms.append(storm(m, "ours, lookup worker, VT answers in 0.3 s", count, "45.21", verdicts=True))
+        reset_state(m)
+        singles["lookup worker"] = one_by_one(m, single, "45.22")
+        reset_state(m)
+        set_mode(m, "inline")
+        arms.append(storm(m, "ours, inline, VT answers in 0.3 s", count, "45.23", verdicts=True))
+        reset_state(m)
+        singles["inline"] = one_by_one(m, single, "45.24")
+        reset_state(m)
+        restart_vt(m, {"*": {"hang": True}})
+        set_mode(m, "worker")
+        arms.append(storm(m, "ours, lookup worker, VT never answers", count, "45.25", verdicts=False))
+        restart_vt(m, {})                      # the hanging requests end; so do the workers
+        reset_state(m)
+        restart_vt(m, {"*": {"hang": True}})
+        set_mode(m, "inline")
+        arms.append(storm(m, "ours, inline, VT never answers", count, "45.26", verdicts=False))
+    finally:
+        m.stop()
+    return arms, singles

@@ -17,6 +17,10 @@
 4. Through Wazuh's own daemons (bench/integratord.py): alerts per second integratord gets
    through with our script on cache hits vs a no-op custom integration, and vs the
    --baseline version deployed by the same role.
+5. Misses through Wazuh's own daemons: a storm of alerts from new addresses, with
+   VirusTotal answering in 0.3 s and not at all, through a no-op integration and through
+   ours with the lookup worker and inline; how long one run held integratord, and how long
+   each verdict took after its login.
 
 Nothing here asserts a speed; it prints what it measured. Run: make bench
 """
@@ -37,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from harness import API_KEY, NO_DEBUG, WazuhHome, interpreter, sample_alert, script_pythons
 from vt_server import VTServer
 
-from integratord import bench_integratord
+from integratord import bench_integratord, bench_misses
 
 # The last commit with the script as one file (before issue 12 split it into a package).
 BASELINE = "cd24674be7ac5f7ba5b7cf5c506cb648ad49d86f"
@@ -232,6 +236,22 @@ def main() -> int:
         print(f"   ratio ours / no-op: alerts per second {noop_s / ours_s:.2f}")
         if before:
             print(f"   ratio now / before: alerts per second {before[0][2] / ours_s:.2f}")
+        hits_per_s = ns.integratord / ours_s
+
+        print(f"\n5. Misses through Wazuh's own daemons: {ns.integratord} sshd logins from {ns.integratord} new "
+              "addresses per arm (budget unlimited), a recorder integration after ours on the same alerts")
+        print(f"   {'arm':<44} {'alerts/s':>9} {'x hits':>7} {'longest hold s':>15} {'verdict s: median':>18} "
+              f"{'max':>6}")
+        arms, singles = bench_misses(ns.integratord)
+        for arm in arms:
+            verdict = (f"{statistics.median(arm.latencies):18.2f} {max(arm.latencies):6.2f}" if arm.latencies
+                       else f"{'-':>18} {'-':>6}")
+            rate = arm.alerts / arm.seconds
+            print(f"   {arm.label:<44} {rate:9.1f} {rate / hits_per_s:7.2f} {arm.longest_gap:15.2f} {verdict}")
+        print("   longest hold: the longest gap between two calls of the recorder (ours ran between them)")
+        for label, delays in singles.items():
+            print(f"   one alert at a time, {label}: alert -> verdict median {statistics.median(delays):.2f} s, "
+                  f"max {max(delays):.2f} s (VirusTotal answers in 0.3 s)")
     return 0
 
 

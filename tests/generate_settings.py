@@ -34,10 +34,11 @@ from virustotal_ip import settings  # noqa: E402
 PREFIX = "virustotal_ip_"
 REGION = re.compile(r"(?P<indent>[ \t]*)(?P<open>#|<!--) BEGIN generated: (?P<name>[^(\n]+?) \(make settings\)"
                     r"(?: -->)?\n(?P<body>.*?)(?P=indent)(?:#|<!--) END generated: (?P=name)(?: -->)?\n", re.S)
-SPEC_TYPES = {"secret": "str", "url": "str", "int": "int", "number": "float", "bool": "bool",
+SPEC_TYPES = {"secret": "str", "url": "str", "int": "int", "number": "float", "bool": "bool", "choice": "str",
               "strings": "list", "cidrs": "list", "weights": "dict", "ttls": "dict"}
 CASTS = {"int": " | int", "number": " | float", "bool": " | bool"}
 KIND_WORDS = {"secret": "string (secret)", "url": "URL", "int": "integer", "number": "number", "bool": "boolean",
+              "choice": "string",
               "strings": "list of strings", "cidrs": "list of CIDRs", "weights": "object: engine → weight",
               "ttls": "object: verdict → hours"}
 
@@ -48,6 +49,8 @@ def role_settings() -> list:
 
 def span(s) -> str:
     """The allowed range in words, or ""."""
+    if s.choices:
+        return ", ".join(s.choices)
     if s.low is None:
         return ""
     low, high = settings.number_text(s.low), settings.number_text(s.high)
@@ -55,7 +58,8 @@ def span(s) -> str:
 
 
 def described(s) -> str:
-    return s.doc + (f" Range {span(s)}." if span(s) else "")
+    """The doc, with the range of a number (a choice's values are in its spec already)."""
+    return s.doc + (f" Range {span(s)}." if span(s) and not s.choices else "")
 
 
 def flow(value: object) -> str:
@@ -80,6 +84,8 @@ def specs_region(indent: str) -> str:
             lines.append(f"{indent}  elements: str")
         if s.kind == "secret":
             lines.append(f"{indent}  no_log: true")
+        if s.choices:
+            lines.append(f"{indent}  choices: {flow(list(s.choices))}")
         lines.append(f"{indent}  default: {flow(s.default)}")
         text = re.sub(r"`([^`]*)`", r"C(\1)", described(s))
         wrapped = textwrap.wrap(text, 100, break_on_hyphens=False)

@@ -10,16 +10,20 @@ Used by the tests (conftest.py), the benchmarks and the demo.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import importlib.util
 import json
 import os
 import secrets
+import select
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -94,6 +98,10 @@ class Result:
         """(location, decoded JSON) for every datagram."""
         return [split_message(raw) for raw in self.messages]
 
+    def enrichments(self) -> list:
+        """The `virustotal_ip` object of every datagram, in the order they came."""
+        return [message["virustotal_ip"] for _location, message in self.events()]
+
     def event(self) -> dict:
         events = self.events()
         assert len(events) == 1, f"expected one event, got {len(events)}; log: {self.log}"
@@ -119,6 +127,7 @@ class WazuhHome:
         self._python(python)
         self.config({"api_url": vt.url})
         self.sock: socket.socket | None = None
+        self.received: list = []      # datagrams read while waiting for the lookup workers
         self.open_queue()
 
     def _python(self, python: str) -> None:
@@ -162,7 +171,7 @@ class WazuhHome:
             self.queue_path.unlink()
 
     def drain_queue(self) -> list:
-        out = []
+        out, self.received = self.received, []
         while self.sock is not None:
             try:
                 out.append(self.sock.recv(1 << 17, socket.MSG_DONTWAIT))
@@ -180,8 +189,37 @@ class WazuhHome:
     def _log_offset(self) -> int:
         return self.log_path.stat().st_size if self.log_path.is_file() else 0
 
-    def _finish(self, proc, started: float, offset: int) -> Result:
+    def wait_workers(self, timeout: float = 90) -> None:
+        """Wait until no lookup worker runs: each holds its slot's lock (worker-N.lock) from
+        before the run that starts it exits until it is done."""
+        # analysisd reads its socket all the time: so does this wait, or a worker with more
+        # than net.unix.max_dgram_qlen (10) events to send would block in send().
+        done = threading.Event()
+        reader = threading.Thread(target=self._read_until, args=(done,), daemon=True)
+        reader.start()
+        try:
+            for path in sorted((self.root / "var" / "virustotal_ip").glob("worker-*.lock")):
+                fd = os.open(path, os.O_RDWR)
+                try:
+                    with bounded(timeout, f"a lookup worker still holds {path.name} after {timeout} s"):
+                        fcntl.flock(fd, fcntl.LOCK_EX)
+                finally:
+                    os.close(fd)
+        finally:
+            done.set()
+            reader.join()
+
+    def _read_until(self, done: threading.Event) -> None:
+        sock = self.sock
+        while sock is not None and not done.is_set():
+            ready, _, _ = select.select([sock], [], [], 0.05)
+            if ready:
+                self.received.append(sock.recv(1 << 17))
+
+    def _finish(self, proc, started: float, offset: int, wait: bool = True) -> Result:
         elapsed = time.monotonic() - started
+        if wait:
+            self.wait_workers()
         log = ""
         if self.log_path.is_file():
             with open(self.log_path, "rb") as fh:
@@ -210,23 +248,52 @@ class WazuhHome:
                 "debug" if debug else "", opt, str(timeout), str(retries)]
         return argv if debug else argv + [NO_DEBUG]
 
-    def run_argv(self, argv: list, env: dict | None = None) -> Result:
+    def run_argv(self, argv: list, env: dict | None = None, wait: bool = True) -> Result:
+        """Run `argv` as integratord would; `wait`: then wait for the lookup workers it started."""
         offset, started = self._log_offset(), time.monotonic()
         proc = subprocess.run(argv, cwd=self.root, stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, start_new_session=True, timeout=120,
                               env=env if env is not None else script_env())
-        return self._finish(proc, started, offset)
+        return self._finish(proc, started, offset, wait)
 
-    def run(self, alert: object = None, **kwargs: object) -> Result:
-        """One integratord run for `alert` (default: the seed's sshd alert)."""
+    def run(self, alert: object = None, wait: bool = True, **kwargs: object) -> Result:
+        """One integratord run for `alert` (default: the seed's sshd alert); `wait`: for the
+        lookup worker it started too, so that the result holds what the worker sent."""
         alert_path = self.write_alert(sample_alert() if alert is None else alert)
-        return self.run_argv(self.integratord_argv(alert_path, **kwargs))
+        return self.run_argv(self.integratord_argv(alert_path, **kwargs), wait=wait)
 
-    def cli(self, *args: str, env: dict | None = None) -> Result:
+    def worker_pids(self) -> list:
+        """The pids of the lookup workers running now (from their slots' lock files)."""
+        pids = []
+        for path in sorted((self.root / "var" / "virustotal_ip").glob("worker-*.lock")):
+            fd = os.open(path, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pids.append(int(path.read_text().split()[0]))
+            finally:
+                os.close(fd)
+        return pids
+
+    def cli(self, *args: str, env: dict | None = None, wait: bool = True) -> Result:
         """An analyst command: python3 custom-virustotal_ip.py --check/--status/--drain ..."""
         python = str(self.root / "framework" / "python" / "bin" / "python3")
         return self.run_argv([python, str(self.root / "integrations" / "custom-virustotal_ip.py"), *args],
-                             env=env)
+                             env=env, wait=wait)
+
+
+@contextlib.contextmanager
+def bounded(seconds: float, message: str):
+    """A blocking call in the main thread, interrupted with TimeoutError after `seconds`."""
+    def fire(signum, frame):
+        raise TimeoutError(message)
+    old = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def script_pythons() -> list:

@@ -217,6 +217,20 @@ class Manager(Container):
         it writes there seconds after a start)."""
         return self.sh(PID_FILES).stdout.decode()
 
+    def add_integration(self, name: str, script: str, trigger: str) -> None:
+        """integrations/<name> (a script, root:wazuh 0750) and its <integration> block at the end
+        of ossec.conf: integratord runs it after those before it. Restart to load it."""
+        self.put(f"{OSSEC}/integrations/{name}", script, mode="0750", owner="root:wazuh")
+        block = (f"\n<ossec_config>\n  <integration>\n    <name>{name}</name>\n    {trigger}\n"
+                 f"    <alert_format>json</alert_format>\n  </integration>\n</ossec_config>\n")
+        self.sh(f"printf '%s' '{block}' >> {OSSEC}/etc/ossec.conf", check=True)
+
+    def restart(self) -> None:
+        """wazuh-control restart, then wait until it runs."""
+        r = self.control("restart")
+        assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+        self.wait_running()
+
     def wait_running(self, timeout: float = 30) -> None:
         """analysisd running, and integratord if an <integration> is configured (without one
         it logs a clean exit)."""
@@ -268,13 +282,18 @@ class Manager(Container):
         return subprocess.run([str(bindir / "ansible-playbook"), "-i", str(inventory), str(playbook), *args],
                               capture_output=True, text=True, env=env, cwd=REPO, timeout=900, check=False)
 
-    def start_vt_server(self, api_key: str, port: int = 8090) -> None:
+    def start_vt_server(self, api_key: str, port: int = 8090, behaviour: dict | None = None) -> None:
         """tests/vt_server.py (VirusTotal v3 as its fixtures say) inside the container, on
-        127.0.0.1:port, run by the manager's Python; returns once it accepts connections."""
+        127.0.0.1:port, run by the manager's Python; returns once it accepts connections.
+        `behaviour`: ip or "*" -> failure spec (VTServer.fail), e.g. {"*": {"delay": 0.3}}."""
         self.exec("mkdir", "-p", "/opt/vtip-test", check=True)
         for src in ("tests/vt_server.py", "tests/fixtures/vt_ip_objects.json"):
             subprocess.run(["docker", "cp", str(REPO / src), f"{self.name}:/opt/vtip-test/"], check=True,
                            capture_output=True)
+        if behaviour:
+            fixtures = json.loads((REPO / "tests/fixtures/vt_ip_objects.json").read_text())
+            self.put("/opt/vtip-test/vt_ip_objects.json", json.dumps({**fixtures, "behaviour": behaviour}),
+                     mode="0644", owner="root:root")
         self.sh(f"setsid nohup {OSSEC}/framework/python/bin/python3 /opt/vtip-test/vt_server.py --port {port} "
                 f"--api-key {api_key} --fixtures /opt/vtip-test/vt_ip_objects.json > /opt/vtip-test/vt.log 2>&1 "
                 "< /dev/null &", check=True)

@@ -18,6 +18,7 @@ import argparse
 import copy
 import ipaddress
 import json
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -73,9 +74,13 @@ class VTServer:
         self.behaviour: dict = {}        # ip or "*" -> failure spec, overrides fixtures
         self.requests: list = []         # one dict per request, in arrival order
         self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)   # notified on each request
+        self.in_flight = 0               # requests being answered now
+        self.most_in_flight = 0          # the most at once, since start
         self.stopping = threading.Event()
+        self.released = threading.Event()   # hanging requests go on (release()) or end (stop())
         handler = type("Handler", (_Handler,), {"vt": self})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _Server((host, port), handler)
         self.httpd.daemon_threads = True
         self.httpd.block_on_close = False
         self.thread: threading.Thread | None = None
@@ -93,6 +98,7 @@ class VTServer:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.released.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -100,9 +106,26 @@ class VTServer:
         """Make answers for `ip` (or all) fail: status/code/message, raw, delay, drip, hang."""
         self.behaviour[ip] = spec
 
+    def release(self) -> None:
+        """Hanging requests are answered now, as their IP's behaviour says then."""
+        self.released.set()
+
+    def wait_requests(self, count: int, timeout: float = 30) -> None:
+        """Until `count` requests have arrived (AssertionError after `timeout`)."""
+        with self.arrived:
+            assert self.arrived.wait_for(lambda: len(self.requests) >= count, timeout), \
+                f"{len(self.requests)} of {count} requests arrived in {timeout} s"
+
     def paths(self) -> list:
         with self.lock:
             return [r["path"] for r in self.requests]
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A client that went away mid-answer (a killed lookup worker) is no error here."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 def _error(code: str, message: str) -> bytes:
@@ -130,6 +153,17 @@ class _Handler(BaseHTTPRequestHandler):
             vt.requests.append({"path": url.path, "query": url.query,
                                 "apikey": self.headers.get("x-apikey"),
                                 "tool": self.headers.get("x-tool"), "at": time.time()})
+            vt.in_flight += 1
+            vt.most_in_flight = max(vt.most_in_flight, vt.in_flight)
+            vt.arrived.notify_all()
+        try:
+            self._answer(url)
+        finally:
+            with vt.lock:
+                vt.in_flight -= 1
+
+    def _answer(self, url) -> None:
+        vt = self.vt
         key = self.headers.get("x-apikey")
         if not key:
             return self._send(401, _error("AuthenticationRequiredError",
@@ -169,9 +203,14 @@ class _Handler(BaseHTTPRequestHandler):
         """Apply a failure spec; True when the answer has been given (or withheld)."""
         vt = self.vt
         if spec.get("hang"):
-            vt.stopping.wait(spec.get("hang_seconds", 600))
-            self.close_connection = True
-            return True
+            vt.released.wait(spec.get("hang_seconds", 600))
+            if vt.stopping.is_set() or not vt.released.is_set():
+                self.close_connection = True
+                return True
+            spec = vt.behaviour.get(self.path.split("?")[0].rsplit("/", 1)[-1]) or vt.behaviour.get("*") or {}
+            if spec.get("hang"):        # released, still told to hang: no answer
+                self.close_connection = True
+                return True
         if spec.get("delay"):
             vt.stopping.wait(spec["delay"])
         if spec.get("drip"):

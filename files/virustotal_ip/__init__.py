@@ -11,8 +11,10 @@ Where each part lives (a reviewer can read each module alone):
     deadline.py    the run's time bound, shared by the lookup and the client
     state.py       the state under <home>/var/virustotal_ip: every line of SQL
     budget.py      the request budget and the quota breaker
-    lookup.py      one alert or one --drain: cache, budget, VirusTotal (Lookup), then delivery
-                   or deferral (Outbox)
+    lookup.py      one alert: cache, budget, VirusTotal (Lookup), then delivery or deferral
+                   (Outbox); a miss queued for the lookup worker
+    worker.py      the lookup worker, started detached on a miss, and --drain: the pending
+                   queue looked up outside integratord's call
     settings.py    the settings table: defaults, ranges, validation, the config file
     cli.py         the entry point: integratord's run of one alert; main(), which never prints a traceback
     analyst.py     the analyst's commands: --check, --status, --drain

@@ -71,6 +71,7 @@ def format_check(ip: str, found: Found, cfg) -> str:
 def format_status(state: State, cfg) -> str:
     from .budget import next_utc_midnight
     from .verdict import is_fresh
+    from .worker import slots, status_lines
     now = time.time()
     today = time.strftime("%Y-%m-%d", time.gmtime(now))
     entries = state.entries()
@@ -82,6 +83,12 @@ def format_status(state: State, cfg) -> str:
     quota = f"exceeded, no requests until {iso_utc(until)}" if now < until else "ok"
     pending, oldest = state.pending_summary()
     limit, daily, managers = cfg.rate_limit_per_minute, cfg.daily_quota, cfg.budget_managers
+    if cfg.lookup_mode == "inline":
+        lookups = "inline, within integratord's call (lookup_mode inline)"
+    else:
+        busy = status_lines(state, cfg)
+        lookups = (f"by lookup workers, at most {slots(cfg)} at once; "
+                   + (f"running: {'; '.join(busy)}" if busy else "none running"))
     budget = (f"{f'{limit} requests a minute' if limit else 'no per-minute limit'}, "
               f"{f'{daily} a day' if daily else 'no daily cap'}")
     if managers > 1:
@@ -98,6 +105,7 @@ def format_status(state: State, cfg) -> str:
         f"Quota:             {quota}",
         f"Pending lookups:   {pending}"
         f"{f' (oldest queued {iso_utc(oldest)})' if pending else ''}",
+        f"Lookups:           {lookups}",
     ])
 
 
@@ -126,11 +134,16 @@ def run_cli(args: list, home: str, started: float) -> int:
             return EXIT_INTERNAL
         print(format_status(state, cfg))
         return EXIT_OK
-    seconds = DRAIN_SECONDS if ns.drain else timeout * (retries + 1)
-    run = Lookup(cfg=cfg, log=log, state=state, api_key=ns.api_key or cfg.api_key, timeout=timeout,
-                 retries=retries, started=started, time_budget=seconds)
     if ns.drain:
-        return drain(run, Outbox(home=home, cfg=cfg, log=log, state=state, debug=False))
+        def run_for(seconds_left: float | None) -> Lookup:
+            return Lookup(cfg=cfg, log=log, state=state, api_key=ns.api_key or cfg.api_key, timeout=timeout,
+                          retries=retries, started=time.monotonic(),
+                          time_budget=min(seconds_left or DRAIN_SECONDS, timeout * (retries + 1)),
+                          serialised=False)
+        return drain(run_for, Outbox(home=home, cfg=cfg, log=log, state=state, debug=False),
+                     DRAIN_SECONDS - (time.monotonic() - started))
+    run = Lookup(cfg=cfg, log=log, state=state, api_key=ns.api_key or cfg.api_key, timeout=timeout,
+                 retries=retries, started=started, time_budget=timeout * (retries + 1))
     packed = parse_ip(ns.check)
     if packed is None:
         print(f"error: {shown(ns.check)} is not an IP address", file=sys.stderr)

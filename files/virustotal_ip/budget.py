@@ -5,8 +5,10 @@ Three limits, all counted in the state's request log, so they hold across concur
 the manager's per-minute rate and daily quota (its share of the key's, written by the role),
 and the breaker VirusTotal itself trips with a 429. A 429 stops requests for a minute; a 429
 again within two minutes of that block ending means the daily (or monthly) quota is spent,
-and requests stop until 00:00 UTC. The first outage is reported once as an error event; the
-next successful answer closes it.
+and requests stop until 00:00 UTC. A request VirusTotal does not answer in time (after its
+retries) stops requests for a minute too, so that the next lookups do not each wait out the
+whole timeout. The first outage is reported once as an error event; the next successful
+answer closes it.
 """
 from __future__ import annotations
 
@@ -48,6 +50,8 @@ class QuotaBreaker:
         """Why no VT request may be made now (quota outage, budget), or None."""
         until = self._until()
         if now < until:
+            if self.state.get_state("outage_code") == "Timeout":
+                return f"VirusTotal did not answer (Timeout); no requests until {iso_utc(until)}"
             return f"VirusTotal quota exceeded; no requests until {iso_utc(until)}"
         minute = self.state.requests_since(now - 60) if self.rate_limit else 0
         today = self.state.requests_since(next_utc_midnight(now) - 86400) if self.daily_quota else 0
@@ -55,10 +59,11 @@ class QuotaBreaker:
                              daily_quota=self.daily_quota, now=now)
 
     def tripped(self, code: str, now: float) -> bool:
-        """A 429: start or extend the outage; True if this outage has not been reported yet."""
+        """A 429, or a request VirusTotal did not answer in time (code Timeout): start or
+        extend the outage; True if this outage has not been reported yet."""
         until = outage_until(code, self._until(), now)
         report = self.state.get_state("outage_reported") != "1"
-        self.state.set_state(quota_until=until, outage_reported=1)
+        self.state.set_state(quota_until=until, outage_reported=1, outage_code=code)
         self.log.warning(f"VirusTotal {code}: no requests until {iso_utc(until)}")
         return report
 

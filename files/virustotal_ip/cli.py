@@ -69,7 +69,31 @@ def run_integratord(args: list, home: str, started: float) -> int:
     run = Lookup(cfg=cfg, log=log, state=state, api_key=opts["api_key"] or cfg.api_key,
                  timeout=opts["timeout"], retries=opts["retries"],
                  started=started, time_budget=opts["timeout"] * (opts["retries"] + 1))
-    return handle_alert(run, Outbox(home=home, cfg=cfg, log=log, state=state, debug=opts["debug"]), target)
+
+    def job() -> dict:
+        """What a lookup worker needs to look this alert up as this run would (worker.py), made
+        on a miss only. integratord deletes the <options> file after the run: its object goes."""
+        options = settings.read_json_object(opts["options"], "options file", Quiet()) if opts["options"] else None
+        return {"api_key": run.api_key, "timeout": opts["timeout"], "retries": opts["retries"],
+                "debug": opts["debug"], "options": options}
+    return handle_alert(run, Outbox(home=home, cfg=cfg, log=log, state=state, debug=opts["debug"]), target, job)
+
+
+class Quiet:
+    """A log for what was already reported once: its warnings are not repeated."""
+
+    def warning(self, msg: str) -> None:
+        pass
+
+
+def report_crash(exc: BaseException, what: str, home: str | None = None) -> None:
+    """One line in integrations.log for an unexpected error: its type and where."""
+    where = exc.__traceback__
+    while where is not None and where.tb_next is not None:
+        where = where.tb_next
+    place = (f"{where.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]} line {where.tb_lineno}"
+             if where is not None else "unknown place")
+    integrations_log(home or wazuh_home()).error(f"{what} {type(exc).__name__} at {place}: {shown(str(exc), 200)}")
 
 
 def main(argv: list) -> int:
@@ -85,12 +109,7 @@ def main(argv: list) -> int:
         integrations_log(home).error("interrupted (SIGINT); stopped")
         return EXIT_INTERNAL
     except Exception as exc:  # the last line of defence: one log line, never a traceback
-        where = exc.__traceback__
-        while where is not None and where.tb_next is not None:
-            where = where.tb_next
-        place = (f"{where.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]} line {where.tb_lineno}"
-                 if where is not None else "unknown place")
-        integrations_log(home).error(f"internal error {type(exc).__name__} at {place}: {shown(str(exc), 200)}")
+        report_crash(exc, "internal error", home)
         return EXIT_INTERNAL
     except BaseException as exc:
         from .deadline import DeadlineExceeded    # the watchdog only a lookup arms

@@ -29,6 +29,8 @@ from .wazuh import (
 
 TYPE_CHECKING = False        # typing.TYPE_CHECKING, without importing typing on every alert
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .deadline import Deadline
 
 
@@ -63,10 +65,16 @@ class Lookup:
     passed explicitly. It decides nothing about where results go (Outbox does)."""
 
     def __init__(self, *, cfg: Settings, log: Log, state: st.State | None, api_key: str,
-                 timeout: float, retries: int, started: float, time_budget: float) -> None:
+                 timeout: float, retries: int, started: float, time_budget: float,
+                 serialised: bool = True) -> None:
+        """`serialised`: hold lookup.lock for the whole lookup (an inline run, --check), so that
+        two runs for one IP make one request. A worker's IP is its own by claim (worker.py):
+        it holds the lock only to check the budget and count its request."""
         self.cfg, self.log, self.state = cfg, log, state
         self.api_key, self.timeout, self.retries = api_key, timeout, retries
         self._bound = (started, time_budget)      # the run's time bound, from `started` (monotonic)
+        self.serialised = serialised
+        self._prepaid = False                     # a request counted by _reserve, not yet made
         self._deadline = None
         self._client = None
         self._breaker = None
@@ -96,6 +104,13 @@ class Lookup:
         return self._breaker
 
     def _count_request(self) -> None:
+        """The client's hook, before each request it makes."""
+        if self._prepaid:
+            self._prepaid = False
+        else:
+            self._record_request()
+
+    def _record_request(self) -> None:
         if self.state is not None:
             try:
                 self.state.record_request()
@@ -103,35 +118,70 @@ class Lookup:
                 self.log.warning(f"cannot record a VT request in the cache ({exc})")
 
     # -- the lookup
-    def lookup(self, ip: str) -> Found | Deferred | Failed:
-        cfg, now = self.cfg, time.time()
+    def from_cache(self, ip: str, count: bool = True) -> Found | None:
+        """The cached entry if it may be used now; None on a miss (the stale entry is kept for
+        fetch). `count`: tally the hit or miss (once per alert)."""
         entry = self._cached(ip)
         self.log.debug(f"{ip}: {'cached' if entry is not None else 'not cached'}")
-        if is_usable(entry, cfg, now):
-            self._count("hit")
+        if is_usable(entry, self.cfg, time.time()):
+            if count:
+                self._count("hit")
             return Found(entry, True)
-        self._count("miss")
+        if count:
+            self._count("miss")
+        return None
+
+    def lookup(self, ip: str, count: bool = True) -> Found | Deferred | Failed:
+        found = self.from_cache(ip, count)
+        return found if found is not None else self.fetch(ip)
+
+    def fetch(self, ip: str) -> Found | Deferred | Failed:
+        """A miss: VirusTotal, within the budget."""
+        cfg, now = self.cfg, time.time()
         if not self.api_key:
             from .virustotal import VTError
             return Failed(VTError("NoApiKey", "no VirusTotal API key: set api_key in "
                                   f"{CONFIG_FILE} or <api_key> in ossec.conf"), True)
         lock = None
         try:
-            if self.state is not None:
-                from .deadline import DeadlineExceeded
-                try:
-                    with self.deadline.watch():
-                        lock = self.state.lock("lookup")
-                except DeadlineExceeded:
+            if self.state is not None and self.serialised:
+                lock = self._lock()
+                if lock is None:
                     return Deferred("another lookup held the lock for the whole time budget")
-                # another run may have looked it up while we waited for the lock
-                entry = self._cached(ip)
-                if is_usable(entry, cfg, now):
-                    return Found(entry, True)
+            # another run may have looked it up meanwhile (while we waited for the lock)
+            entry = self._cached(ip)
+            if is_usable(entry, cfg, now):
+                return Found(entry, True)
             return self._fetch(ip, entry if entry is not None and is_fresh(entry, cfg, now) else None)
         finally:
             if lock is not None:
                 posix.close(lock)
+
+    def _lock(self) -> int | None:
+        """lookup.lock within the run's time bound; None if it stayed busy."""
+        from .deadline import DeadlineExceeded
+        try:
+            with self.deadline.watch():
+                return self.state.lock("lookup")
+        except DeadlineExceeded:
+            return None
+
+    def _reserve(self) -> str | None:
+        """Why no request may be made now, or None. Unserialised, the check and the request's
+        count are one step under lookup.lock, so parallel workers never overrun the budget."""
+        if self.serialised or self.state is None:
+            return self._blocked()
+        lock = self._lock()
+        if lock is None:
+            return "another lookup held the lock for the whole time budget"
+        try:
+            why = self._blocked()
+            if why is None:
+                self._record_request()
+                self._prepaid = True
+            return why
+        finally:
+            posix.close(lock)
 
     def _blocked(self) -> str | None:
         breaker = self.breaker()
@@ -147,7 +197,7 @@ class Lookup:
         cfg = self.cfg
         try:
             if entry is None:
-                why = self._blocked()
+                why = self._reserve()
                 if why:
                     return Deferred(why)
                 facts = self.client().ip_object(ip)
@@ -155,7 +205,7 @@ class Lookup:
                 entry = {"found": facts is not None, "facts": facts, "fetched_at": time.time()}
                 self._store(ip, entry)
             if needs_pivot_request(entry, cfg, time.time()):
-                why = self._blocked()
+                why = self._reserve()
                 if why:
                     return Deferred(why)
                 try:
@@ -169,8 +219,12 @@ class Lookup:
                     entry["pivot_failed"] = True
                 self._store(ip, entry)
         except VTError as exc:
-            breaker = self.breaker() if exc.quota else None
+            # A 429, and a VirusTotal that does not answer, open the breaker: the next lookups
+            # are deferred instead of each waiting out the whole timeout again.
+            breaker = self.breaker() if exc.quota or exc.code == "Timeout" else None
             return Failed(exc, True if breaker is None else breaker.tripped(exc.code, time.time()))
+        finally:
+            self._prepaid = False
         return Found(entry, False)
 
     def _cached(self, ip: str) -> dict | None:
@@ -211,49 +265,89 @@ class Outbox:
         send(self.home, raw)
         self.log.debug(f"sent {len(raw)} bytes for alert {shown(source.get('alert_id'))} to analysisd")
 
-    def defer(self, source: dict, why: str) -> bool:
+    def defer(self, source: dict, why: str, deferred: bool = True) -> bool:
+        """Keep the alert in the pending store: deferred for --drain, or (`deferred` false)
+        queued for the lookup worker."""
         if self.state is None:
             self.log.error(f"cannot defer the lookup of {source['ip']} ({why}): cache unusable")
             return False
         try:
-            self.state.defer(source)
+            self.state.defer(source, deferred)
         except st.Error as exc:
             self.log.error(f"cannot defer the lookup of {source['ip']} ({why}): {exc}")
             return False
-        self.log.info(f"deferred lookup of {source['ip']} for alert {shown(source['alert_id'])}: {why}")
+        if deferred:
+            self.log.info(f"deferred lookup of {source['ip']} for alert {shown(source['alert_id'])}: {why}")
+        else:
+            self.log.debug(f"{source['ip']}: alert {shown(source['alert_id'])} queued: {why}")
         return True
 
-    def flush_pending(self, ip: str, found: Found) -> int:
-        """Send the deferred alerts waiting for this IP; returns how many were sent."""
+    def flush_pending(self, ip: str, found: Found, slot: int | None = None) -> int:
+        """Send the alerts waiting for this IP (only those `slot` claimed, for a worker);
+        returns how many were sent. A worker's alerts that could not be sent are given back,
+        deferred, and DeliveryError raised: the worker stops."""
         if self.state is None:
             return 0
         sent = 0
-        for row_id, source in self.state.pending_for(ip):
+        for row_id, source, deferred in self.state.pending_for(ip, slot):
             event = build_enrichment(found.entry, self.cfg, time.time(), source, cached=found.cached)
-            event["deferred"] = True
+            if deferred:
+                event["deferred"] = True
             try:
                 self.deliver(event, source)
             except DeliveryError as exc:
-                self.log.error(f"deferred alerts for {ip} stay queued: {exc}")
+                self.log.error(f"alerts for {ip} stay queued: {exc}")
+                if slot is not None:
+                    self.state.release(slot, ip, deferred=True)
+                    raise
                 break
             self.state.done(row_id)
             sent += 1
         if sent:
-            self.log.info(f"sent {sent} deferred enrichment(s) for {ip}")
+            self.log.info(f"sent {sent} {'queued' if slot is not None else 'deferred'} enrichment(s) for {ip}")
         return sent
 
 
-def handle_alert(run: Lookup, out: Outbox, target: Target) -> int:
-    """The integratord path: one address in, at most one enrichment or error event out."""
+def queue_for_worker(run: Lookup, out: Outbox, target: Target, job: Callable[[], dict]) -> int | None:
+    """The worker path of a miss: queue the alert and start a worker if a slot is free. The
+    exit status, or None when it could not be queued (the caller looks it up inline)."""
     log, ip, source = run.log, target.ip, target.source
-    outcome = run.lookup(ip)
+    if not out.defer(source, "for the lookup worker", deferred=False):
+        return None
+    from .worker import start
+    try:
+        slot = start(run.state, run.cfg, job())
+    except OSError as exc:
+        log.error(f"{ip}: cannot start a lookup worker ({exc.strerror or exc}); --drain will look it up")
+        return EXIT_OK
+    log.debug(f"{ip}: lookup worker {'started on slot ' + str(slot) if slot is not None else 'already running'}")
+    return EXIT_OK
+
+
+def handle_alert(run: Lookup, out: Outbox, target: Target, job: Callable[[], dict] | None = None) -> int:
+    """The integratord path: one address in, at most one enrichment or error event out. With
+    lookup_mode worker (and a usable state), a miss is queued for the lookup worker and the
+    run ends without waiting on VirusTotal; `job` is what the worker needs (worker.start)."""
+    log, ip, source = run.log, target.ip, target.source
+    # debug (integrator.debug=2, or the seed's manual test): the lookup is made in the run, so
+    # that its result is printed where the administrator reads it.
+    if run.cfg.lookup_mode == "worker" and run.state is not None and job is not None and not out.debug:
+        outcome = run.from_cache(ip)
+        if outcome is None:
+            status = queue_for_worker(run, out, target, job)
+            if status is not None:
+                return status
+            outcome = run.fetch(ip)
+    else:
+        outcome = run.lookup(ip)
     try:
         if isinstance(outcome, Found):
             event = build_enrichment(outcome.entry, run.cfg, time.time(), source, cached=outcome.cached)
             out.deliver(event, source)
             log.info(f"{ip}: {event['verdict']} ({','.join(event['reasons'])})"
                      f"{' from cache' if outcome.cached else ''} for alert {shown(source['alert_id'])}")
-            out.flush_pending(ip, outcome)
+            if run.cfg.lookup_mode != "worker":
+                out.flush_pending(ip, outcome)   # (a worker sends the alerts it queued itself)
             return EXIT_OK
         if isinstance(outcome, Deferred):
             return EXIT_OK if out.defer(source, outcome.why) else EXIT_UNDELIVERED
@@ -271,40 +365,22 @@ def handle_alert(run: Lookup, out: Outbox, target: Target) -> int:
         return EXIT_UNDELIVERED
 
 
-def drain(run: Lookup, out: Outbox) -> int:
-    """Look up deferred alerts while budget allows; send them marked deferred."""
-    state = run.state
+def drain(run_for, out: Outbox, seconds: float) -> int:
+    """--drain: the lookup worker's loop in the foreground, on a free slot, for `seconds` at
+    most. `run_for(seconds_left)` makes the Lookup for one address."""
+    from .worker import lock_name, note_pid, slots, work
+    state, log = out.state, out.log
     if state is None:
         return EXIT_UNDELIVERED
-    guard = state.lock("drain", blocking=False)
-    if guard is None:
-        run.log.info("--drain: another drain is running")
-        return EXIT_OK
-    sent = 0
+    until = time.monotonic() + seconds
     try:
-        try:
-            state.prune_counts(st.stats_first_day(time.time()))
-        except (OSError, st.Error) as exc:
-            run.log.warning(f"--drain: cannot prune old hit/miss counts ({exc})")
-        for ip in state.pending_ips():
-            if run.deadline.remaining() < 1:
-                break
-            outcome = run.lookup(ip)
-            if not isinstance(outcome, Found):
-                if isinstance(outcome, Failed):
-                    exc = outcome.error
-                    run.log.warning(f"--drain: {ip}: {exc.code}: {exc.description}")
-                    if exc.quota and outcome.report:
-                        rows = state.pending_for(ip)
-                        if rows:
-                            out.deliver(error_event(exc.code, exc.description, rows[0][1]), rows[0][1])
-                break  # budget, quota or VT trouble: try again next minute
-            sent += out.flush_pending(ip, outcome)
-    except DeliveryError as exc:
-        run.log.error(f"--drain: {exc}")
-        return EXIT_UNDELIVERED
-    finally:
-        posix.close(guard)
-    left = state.pending_summary()[0]
-    run.log.info(f"--drain: sent {sent}, {left} still pending")
+        state.prune_counts(st.stats_first_day(time.time()))
+    except (OSError, st.Error) as exc:
+        log.warning(f"--drain: cannot prune old hit/miss counts ({exc})")
+    for slot in range(slots(out.cfg)):
+        guard = state.lock(lock_name(slot), blocking=False)
+        if guard is not None:
+            note_pid(guard, posix.getpid())
+            return work(slot, guard, state, run_for, out, log, until=until, name="--drain")
+    log.info("--drain: every lookup worker slot is busy; they look the queue up")
     return EXIT_OK

@@ -18,12 +18,12 @@ TTL_KEYS = ("malicious", "suspicious", "unknown", "not_found")
 class Setting:
     """One row of the table. `kind` names its check (KINDS); `low`/`high` bound numbers;
     `role` is false for the keys the role derives rather than takes from a variable."""
-    __slots__ = ("default", "doc", "high", "key", "kind", "low", "role")
+    __slots__ = ("choices", "default", "doc", "high", "key", "kind", "low", "role")
 
     def __init__(self, key: str, kind: str, default: object, doc: str, low: float | None = None,
-                 high: float | None = None, role: bool = True) -> None:
+                 high: float | None = None, role: bool = True, choices: tuple = ()) -> None:
         self.key, self.kind, self.default, self.doc = key, kind, default, doc
-        self.low, self.high, self.role = low, high, role
+        self.low, self.high, self.role, self.choices = low, high, role, choices
 
 
 SCHEMA = (
@@ -62,6 +62,13 @@ SCHEMA = (
     Setting("cache_ttl_hours", "ttls", {"malicious": 24, "suspicious": 12, "unknown": 12, "not_found": 24},
             "Hours (>= 0) a cached answer is used, per verdict (keys malicious, suspicious, unknown, not_found)."),
     Setting("cache_max_entries", "int", 100000, "Cached IPs kept at most; the oldest are evicted.", 1, 10**7),
+    Setting("lookup_mode", "choice", "worker",
+            "How a cache miss is looked up. `worker`: queued, and looked up by a lookup worker the script "
+            "starts, so integratord (which runs every integration one at a time) never waits on VirusTotal. "
+            "`inline`: within integratord's call, as 1.2 and earlier did.",
+            choices=("worker", "inline")),
+    Setting("lookup_parallel", "int", 2,
+            "Lookup workers at most at once (never more than rate_limit_per_minute when that is set).", 1, 32),
     Setting("rate_limit_per_minute", "int", 0,
             "VirusTotal requests a minute on this manager (0: no limit); the role writes its share of the key's.",
             0, 100000, role=False),
@@ -100,6 +107,10 @@ def _bool(v: object, s: Setting) -> object:
     return v if isinstance(v, bool) else None
 
 
+def _choice(v: object, s: Setting) -> object:
+    return v if v in s.choices else None
+
+
 def _strings(v: object, s: Setting) -> object:
     return v if isinstance(v, list) and all(isinstance(x, str) and x for x in v) else None
 
@@ -129,6 +140,7 @@ KINDS = {
     "int": (_int, "an integer {low}-{high}"),
     "number": (_number, "a number {low}-{high}"),
     "bool": (_bool, "true or false"),
+    "choice": (_choice, "one of {choices}"),
     "strings": (_strings, "a list of non-empty strings"),
     "cidrs": (_cidrs, "a list of CIDRs"),
     "weights": (_weights, "an object of engine name -> number >= 0"),
@@ -146,7 +158,7 @@ def expected(s: Setting) -> str:
     text = KINDS[s.kind][1]
     if s.low is not None and s.low < 0:
         text = text.replace("{low}-{high}", "from {low} to {high}")
-    return text.format(low=number_text(s.low), high=number_text(s.high))
+    return text.format(low=number_text(s.low), high=number_text(s.high), choices=", ".join(s.choices))
 
 
 class Settings:
@@ -173,6 +185,8 @@ class Settings:
         self.allowlist: tuple = tuple(values["allowlist"])
         self.cache_ttl_hours: dict = dict(values["cache_ttl_hours"])
         self.cache_max_entries: int = values["cache_max_entries"]
+        self.lookup_mode: str = values["lookup_mode"]
+        self.lookup_parallel: int = values["lookup_parallel"]
         self.rate_limit_per_minute: int = values["rate_limit_per_minute"]
         self.daily_quota: int = values["daily_quota"]
         self.budget_managers: int = values["budget_managers"]
@@ -213,12 +227,15 @@ def read_json_object(path: str, what: str, log) -> dict:
     return doc
 
 
-def load(home: str, options_path: str | None, log) -> Settings:
+def load(home: str, options_path: str | None, log, options: dict | None = None) -> Settings:
+    """`options`: the <options> object itself, instead of its file (a lookup worker's)."""
     values = defaults()
     path = f"{home}/etc/{CONFIG_FILE}"
     merge(values, read_json_object(path, "config file", log), path, log)
     if options_path:
-        merge(values, read_json_object(options_path, "options file", log), "<options>", log)
+        options = read_json_object(options_path, "options file", log)
+    if options:
+        merge(values, options, "<options>", log)
     if values["weight_mal_sus"] > values["weight_mal_strong"]:
         log.warning("config: weight_mal_sus is above weight_mal_strong; both still apply as written")
     return Settings(values)

@@ -3,7 +3,8 @@
 
 cache.db (SQLite) holds the VirusTotal facts per IP, the request log the budget counts, the
 quota outage, miss counts and the deferred (pending) alerts; hits-YYYY-MM-DD files count
-cache hits; lookup.lock and drain.lock serialise lookups and drains.
+cache hits; lookup.lock serialises inline lookups and the budget check of the workers',
+worker-N.lock is held by the lookup worker (or --drain) working on slot N of the queue.
 
 Shared by concurrent runs (busy timeout); lookups are serialised by a lock file so that
 two runs for one uncached IP make one request and budgets are counted exactly. The
@@ -24,7 +25,7 @@ except ImportError:                 # (and the `datetime` import they need)
 from .codec import json_dumps, json_loads
 
 STATE_DIR = "virustotal_ip"   # in <home>/var
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3            # 3: pending.slot (a worker's claim) and pending.deferred
 PENDING_MAX = 10000           # deferred alerts kept at most (oldest dropped, logged)
 PENDING_LOG_MAX = 8192        # characters of full_log kept with a deferred alert
 PENDING_MAX_AGE = 7 * 86400   # deferred alerts older than this are dropped, logged
@@ -67,8 +68,8 @@ class State:
                 except sqlite3.OperationalError:
                     return db
                 # PRAGMA takes no bound parameters: the constant, formatted as an integer.
-                db.executescript(f"""
-                    BEGIN;
+                db.executescript("""
+                    BEGIN IMMEDIATE;
                     CREATE TABLE IF NOT EXISTS cache(ip TEXT PRIMARY KEY, entry TEXT NOT NULL,
                                                      fetched_at REAL NOT NULL);
                     CREATE INDEX IF NOT EXISTS cache_age ON cache(fetched_at);
@@ -78,9 +79,15 @@ class State:
                                                      PRIMARY KEY(day, name));
                     CREATE TABLE IF NOT EXISTS pending(
                         id INTEGER PRIMARY KEY, ip TEXT NOT NULL, source TEXT NOT NULL,
-                        queued_at REAL NOT NULL, alert_key TEXT UNIQUE);
-                    PRAGMA user_version = {SCHEMA_VERSION:d};
-                    COMMIT;""")
+                        queued_at REAL NOT NULL, alert_key TEXT UNIQUE,
+                        slot INTEGER, deferred INTEGER NOT NULL DEFAULT 1);""")
+                # version 2's pending table lacks the two last columns
+                columns = {row[1] for row in db.execute("PRAGMA table_info(pending)")}
+                for name, decl in (("slot", "INTEGER"), ("deferred", "INTEGER NOT NULL DEFAULT 1")):
+                    if name not in columns:
+                        db.execute(f"ALTER TABLE pending ADD COLUMN {name} {decl}")
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+                db.execute("COMMIT")
         except BaseException:
             db.close()
             raise
@@ -154,30 +161,71 @@ class State:
         for key, value in values.items():
             self.db.execute("INSERT OR REPLACE INTO state(key, value) VALUES (?, ?)", (key, str(value)))
 
-    # -- pending (deferred) alerts
-    def defer(self, source: dict) -> None:
+    # -- pending alerts: deferred (for --drain), or queued for the lookup worker
+    def defer(self, source: dict, deferred: bool = True) -> None:
+        """Keep the alert until its IP is looked up. `deferred`: it waits for the budget or
+        VirusTotal (its enrichment will say so), not merely for the worker."""
         kept = dict(source)
-        kept["full_log"] = kept["full_log"][:PENDING_LOG_MAX]
+        if len(kept["full_log"]) > PENDING_LOG_MAX:     # marked as wazuh.encode_message marks a cut
+            kept["full_log"] = kept["full_log"][:PENDING_LOG_MAX] + " [truncated]"
         key = f"{source['ip']}|{source['alert_id']}" if source["alert_id"] else None
-        self.db.execute("INSERT OR IGNORE INTO pending(ip, source, queued_at, alert_key) "
-                        "VALUES (?, ?, ?, ?)", (source["ip"], json_dumps(kept), time.time(), key))
+        self.db.execute("INSERT OR IGNORE INTO pending(ip, source, queued_at, alert_key, deferred) "
+                        "VALUES (?, ?, ?, ?, ?)", (source["ip"], json_dumps(kept), time.time(), key, int(deferred)))
         excess = self.db.execute("SELECT COUNT(*) FROM pending").fetchone()[0] - PENDING_MAX
         if excess > 0:
             self.db.execute("DELETE FROM pending WHERE id IN "
                             "(SELECT id FROM pending ORDER BY id LIMIT ?)", (excess,))
             self.log.warning(f"pending queue full: dropped the {excess} oldest deferred alert(s)")
 
-    def pending_for(self, ip: str) -> list:
-        rows = self.db.execute("SELECT id, source FROM pending WHERE ip = ? ORDER BY id", (ip,))
-        return [(row_id, json_loads(src)) for row_id, src in rows.fetchall()]
+    def pending_for(self, ip: str, slot: int | None = None) -> list:
+        """(id, source, deferred) of the alerts waiting for `ip`: all of them, or only those
+        the worker on `slot` has claimed."""
+        if slot is None:
+            rows = self.db.execute("SELECT id, source, deferred FROM pending WHERE ip = ? ORDER BY id", (ip,))
+        else:
+            rows = self.db.execute("SELECT id, source, deferred FROM pending WHERE ip = ? AND slot = ? "
+                                   "ORDER BY id", (ip, slot))
+        return [(row_id, json_loads(src), bool(deferred)) for row_id, src, deferred in rows.fetchall()]
 
-    def pending_ips(self) -> list:
+    def drop_expired(self) -> None:
         cutoff = time.time() - PENDING_MAX_AGE
         dropped = self.db.execute("DELETE FROM pending WHERE queued_at < ?", (cutoff,)).rowcount
         if dropped:
             self.log.warning(f"dropped {dropped} deferred alert(s) older than {PENDING_MAX_AGE // 86400} days")
-        rows = self.db.execute("SELECT ip, MIN(id) AS first FROM pending GROUP BY ip ORDER BY first")
-        return [ip for ip, _first in rows.fetchall()]
+
+    def claim(self, slot: int) -> tuple:
+        """(ip, last id) : the next IP no worker is on, its waiting alerts now claimed by `slot`,
+        and the newest pending id at that moment; (None, last id) when there is none. One
+        transaction, so two workers never claim one IP."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.db.execute(
+                "SELECT ip FROM pending WHERE slot IS NULL AND ip NOT IN "
+                "(SELECT ip FROM pending WHERE slot IS NOT NULL) ORDER BY id LIMIT 1").fetchone()
+            if row is not None:
+                self.db.execute("UPDATE pending SET slot = ? WHERE ip = ? AND slot IS NULL", (slot, row[0]))
+            last = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM pending").fetchone()[0]
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return (row[0] if row else None), last
+
+    def release(self, slot: int, ip: str | None = None, deferred: bool = False) -> None:
+        """Give back the alerts `slot` claimed (for `ip`, or all), marked deferred if they
+        must now wait for the budget or VirusTotal."""
+        self.db.execute("UPDATE pending SET slot = NULL, deferred = MAX(deferred, ?) "
+                        "WHERE slot = ? AND (? IS NULL OR ip = ?)", (int(deferred), slot, ip, ip))
+
+    def defer_waiting(self) -> None:
+        """Every alert no worker is on now waits for the budget or VirusTotal."""
+        self.db.execute("UPDATE pending SET deferred = 1 WHERE slot IS NULL AND deferred = 0")
+
+    def claiming_slots(self) -> list:
+        return [slot for (slot,) in self.db.execute("SELECT DISTINCT slot FROM pending WHERE slot IS NOT NULL")]
+
+    def last_pending_id(self) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM pending").fetchone()[0]
 
     def pending_summary(self) -> tuple:
         """(deferred alerts, queued_at of the oldest or None)."""

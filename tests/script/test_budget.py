@@ -52,7 +52,9 @@ def test_quota_outage_is_remembered_and_ends_when_vt_answers_again(home, vt):
     quota_over(home)
     vt.behaviour.clear()
     r = home.run(alert("108.157.98.17", "1.2"))
-    assert r.event()["virustotal_ip"]["verdict"] == "unknown"
+    # the lookup worker also sends the alert the outage deferred, oldest first
+    assert [(e["source"]["alert_id"], e["verdict"], e.get("deferred")) for e in r.enrichments()] == [
+        ("1.1", "malicious", True), ("1.2", "unknown", None)]
     assert "quota outage over" in r.log
     vt.fail(status=429, code="QuotaExceededError")
     r = home.run(alert("93.184.216.34", "1.3"))
@@ -111,9 +113,8 @@ def test_a_later_alert_for_the_same_ip_also_sends_its_deferred_ones(home, vt):
     home.run(alert("64.62.197.132", "3.2"))      # deferred: budget spent
     home.sql("UPDATE requests SET ts = ts - 61")
     r = home.run(alert("64.62.197.132", "3.3"))
-    ids = [(msg["virustotal_ip"]["source"]["alert_id"], msg["virustotal_ip"].get("deferred"))
-           for _, msg in r.events()]
-    assert ids == [("3.3", None), ("3.2", True)]
+    ids = [(e["source"]["alert_id"], e.get("deferred")) for e in r.enrichments()]
+    assert ids == [("3.2", True), ("3.3", None)]       # the lookup worker sends them oldest first
 
 
 def test_pivot_the_budget_does_not_allow_is_completed_later_with_one_request(home, vt):
@@ -148,17 +149,19 @@ def test_status_shows_this_managers_share_of_the_keys_budget(home, vt):
     assert "Budget:            1 requests a minute, 166 a day: this manager's share of a key 3 managers share" in out
 
 
-def test_drain_runs_one_at_a_time(home, vt):
-    home.run()
+def test_drain_does_not_run_while_every_lookup_worker_slot_is_busy(home, vt):
     import fcntl
     import os
-    fd = os.open(home.root / "var/virustotal_ip/drain.lock", os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    home.run()
+    fds = [os.open(home.root / f"var/virustotal_ip/worker-{slot}.lock", os.O_RDWR | os.O_CREAT) for slot in (0, 1)]
     try:
-        r = home.cli("--drain")
-        assert r.rc == 0 and "another drain is running" in r.log
+        for fd in fds:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        r = home.cli("--drain", wait=False)
+        assert r.rc == 0 and "every lookup worker slot is busy" in r.log
     finally:
-        os.close(fd)
+        for fd in fds:
+            os.close(fd)
 
 
 def test_check_prints_the_verdict_with_reasons_and_sends_nothing(home, vt):

@@ -8,7 +8,9 @@ import contextlib
 import sqlite3
 
 import pytest
-from harness import sample_alert
+from harness import sample_alert, script_package
+
+SCHEMA = script_package("state")[0].SCHEMA_VERSION
 
 HOSTILE_IPS = [
     "999.1.1.1", "1.2.3.4/../../files", "1.2.3.4?x=1", "1.2.3.4#x", "fe80::1%eth0",
@@ -140,9 +142,11 @@ def test_log_never_contains_the_api_key_or_raw_attacker_newlines(home, vt):
 
 def test_unwritable_log_is_survived(home):
     home.log_path.mkdir()          # root may write anywhere: a directory in its place cannot be opened
-    r = home.run()
+    r = home.run()                 # a miss: the lookup worker (stderr /dev/null) writes the lines
     assert r.rc == 0
     assert r.event()["virustotal_ip"]["verdict"] == "malicious"
+    r = home.run()                 # a hit: the run itself writes its line, and says it cannot
+    assert r.rc == 0 and r.event()["virustotal_ip"]["cached"] is True
     assert "cannot write" in r.stderr
 
 
@@ -176,8 +180,28 @@ def test_cache_made_by_schema_1_keeps_its_entries_and_leaves_wal_once_nobody_has
         assert home.sql("PRAGMA journal_mode") == [("wal",)]
     r = home.run()
     assert r.rc == 0 and r.event()["virustotal_ip"]["cached"] is True and len(vt.requests) == 1
-    assert home.sql("PRAGMA journal_mode") == [("delete",)] and home.sql("PRAGMA user_version") == [(2,)]
+    assert home.sql("PRAGMA journal_mode") == [("delete",)] and home.sql("PRAGMA user_version") == [(SCHEMA,)]
     assert not home.db_path.with_name("cache.db-wal").exists()
+
+
+def test_cache_made_by_schema_2_keeps_its_deferred_alerts_and_the_worker_sends_them(home, vt):
+    """Version 2's pending table had no slot and deferred columns; its alerts were deferred."""
+    home.config({"api_url": vt.url, "rate_limit_per_minute": 1})
+    home.run(sample_alert("93.184.216.34"))
+    home.run(sample_alert("64.62.197.132", id="2.1"))            # deferred: budget spent
+    with contextlib.closing(sqlite3.connect(home.db_path)) as db, db:
+        db.executescript("""
+            CREATE TABLE old AS SELECT id, ip, source, queued_at, alert_key FROM pending;
+            DROP TABLE pending;
+            CREATE TABLE pending(id INTEGER PRIMARY KEY, ip TEXT NOT NULL, source TEXT NOT NULL,
+                                 queued_at REAL NOT NULL, alert_key TEXT UNIQUE);
+            INSERT INTO pending SELECT * FROM old;
+            DROP TABLE old;
+            PRAGMA user_version = 2;""")
+    home.sql("UPDATE requests SET ts = ts - 61")
+    r = home.run(sample_alert("64.62.197.132", id="2.2"))
+    assert [(e["source"]["alert_id"], e.get("deferred")) for e in r.enrichments()] == [("2.1", True), ("2.2", None)]
+    assert home.sql("PRAGMA user_version") == [(SCHEMA,)] and home.sql("SELECT COUNT(*) FROM pending") == [(0,)]
 
 
 def test_options_file_with_xml_leftovers_is_ignored_not_fatal(home):

@@ -11,6 +11,8 @@ import time
 import signal
 import subprocess
 
+import pytest
+
 from harness import API_KEY, NO_DEBUG, PACKAGE, SCRIPT, sample_alert, script_env, split_message
 
 
@@ -55,6 +57,7 @@ def test_integratord_debug_mode_writes_debug_lines_without_the_key(home, vt):
 
 
 def test_an_interrupted_run_exits_1_with_one_log_line(home, vt):
+    home.config({"api_url": vt.url, "lookup_mode": "inline"})    # a run that waits on VirusTotal
     vt.fail(hang=True)
     proc = subprocess.Popen(home.integratord_argv(home.write_alert(sample_alert())), cwd=home.root,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -256,15 +259,20 @@ def test_expired_cache_entry_is_looked_up_again(home, vt):
     assert (e["cached"], len(vt.requests)) == (False, 2)
 
 
-def test_concurrent_runs_for_one_uncached_ip_make_one_request(home, vt):
+@pytest.mark.parametrize("mode", ["worker", "inline"])
+def test_concurrent_runs_for_one_uncached_ip_make_one_request(home, vt, mode):
+    home.config({"api_url": vt.url, "lookup_mode": mode})
     vt.fail("64.62.197.132", delay=0.5)   # VT is slow, so the runs overlap
-    procs = [subprocess.Popen(home.integratord_argv(home.write_alert(sample_alert())), cwd=home.root,
+    procs = [subprocess.Popen(home.integratord_argv(home.write_alert(sample_alert(id=f"1.{i}"))), cwd=home.root,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for _ in range(5)]
+             for i in range(5)]
     assert [p.wait(timeout=60) for p in procs] == [0] * 5
+    home.wait_workers()
     events = [split_message(m)[1]["virustotal_ip"] for m in home.drain_queue()]
-    assert len(events) == 5 and {e["verdict"] for e in events} == {"malicious"}
-    assert sorted(e["cached"] for e in events) == [False, True, True, True, True]
+    assert sorted(e["source"]["alert_id"] for e in events) == [f"1.{i}" for i in range(5)]
+    assert {e["verdict"] for e in events} == {"malicious"}
+    if mode == "inline":       # the first run asks; the others, waiting for its lock, find its answer
+        assert sorted(e["cached"] for e in events) == [False, True, True, True, True]
     assert vt.paths() == ["/api/v3/ip_addresses/64.62.197.132"]
 
 

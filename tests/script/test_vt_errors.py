@@ -137,10 +137,14 @@ def test_vt_that_never_finishes_answering_ends_the_run_within_the_bound(home, vt
     assert home.sql("SELECT ip FROM pending") == [("64.62.197.132",)]
 
 
-def test_missing_queue_socket_exits_3_and_keeps_the_result_for_drain(home, vt):
+@pytest.mark.parametrize("mode", ["inline", "worker"])
+def test_missing_queue_socket_exits_3_and_keeps_the_result_for_drain(home, vt, mode):
+    """Inline, the run says it could not deliver (exit 3); with the lookup worker the run only
+    queued the alert (exit 0) and the worker, which could not deliver, keeps it."""
+    home.config({"api_url": vt.url, "lookup_mode": mode})
     home.close_queue(unlink=True)
     r = home.run()
-    assert (r.rc, r.stderr) == (3, "")
+    assert (r.rc, r.stderr) == (3 if mode == "inline" else 0, "")
     assert "is missing (is wazuh-analysisd running?)" in r.log
     assert home.sql("SELECT ip FROM pending") == [("64.62.197.132",)]
     home.open_queue()
@@ -151,18 +155,22 @@ def test_missing_queue_socket_exits_3_and_keeps_the_result_for_drain(home, vt):
     assert len(vt.requests) == 1
 
 
-def test_an_error_event_analysisd_did_not_take_exits_3_and_is_not_kept(home, vt):
+@pytest.mark.parametrize("mode", ["inline", "worker"])
+def test_an_error_event_analysisd_did_not_take_exits_3_and_is_not_kept(home, vt, mode):
     """Exit 3 is "not delivered"; only what can be resent is kept: an error event for a lasting
     VirusTotal error (a wrong key) is not, the next alert reports it again (README, exit table)."""
+    home.config({"api_url": vt.url, "lookup_mode": mode})
     home.close_queue(unlink=True)
     r = home.run(api_key="not-the-key")
-    assert (r.rc, r.stderr) == (3, "")
+    assert (r.rc, r.stderr) == (3 if mode == "inline" else 0, "")
     assert "WrongCredentialsError" in r.log and "is missing (is wazuh-analysisd running?)" in r.log
     assert home.sql("SELECT ip FROM pending") == []
 
 
-def test_analysisd_down_with_socket_file_present_exits_3(home):
+@pytest.mark.parametrize("mode", ["inline", "worker"])
+def test_analysisd_down_with_socket_file_present_exits_3(home, vt, mode):
+    home.config({"api_url": vt.url, "lookup_mode": mode})
     home.close_queue(unlink=False)               # the file stays; nobody reads it
     r = home.run()
-    assert (r.rc, r.stderr) == (3, "")
+    assert (r.rc, r.stderr) == (3 if mode == "inline" else 0, "")
     assert "refused the message (wazuh-analysisd is down)" in r.log

@@ -1,0 +1,192 @@
+"""The lookup worker (lookup_mode worker, the default): a cache miss never holds
+wazuh-integratord's call. The run queues the alert and starts a detached worker, which looks
+the address up and sends the verdict; a killed worker loses nothing (--drain sends its alerts).
+
+VirusTotal "hangs" here until the test releases it (vt_server.py), so every "the run ended
+before VirusTotal answered" is an order of events, not a measured time.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from harness import API_KEY, sample_alert, split_message
+
+
+def alert(ip: str, alert_id: str) -> dict:
+    return sample_alert(ip, id=alert_id)
+
+
+def sent(home) -> list:
+    """The `virustotal_ip` objects on analysisd's queue socket since the last look."""
+    return [split_message(raw)[1]["virustotal_ip"] for raw in home.drain_queue()]
+
+
+def test_a_miss_ends_the_run_before_virustotal_answers_and_the_worker_sends_the_verdict(home, vt):
+    vt.fail(hang=True)
+    r = home.run(wait=False)
+    assert (r.rc, r.messages) == (0, [])        # ended, with VirusTotal not yet asked or answering
+    vt.wait_requests(1)
+    assert home.worker_pids() and home.sql("SELECT ip, deferred FROM pending") == [("64.62.197.132", 0)]
+    vt.behaviour.clear()
+    vt.release()
+    home.wait_workers()
+    [e] = sent(home)
+    assert (e["verdict"], e["cached"], "deferred" in e, e["source"]["alert_id"]) == (
+        "malicious", False, False, "1753101678.8211")
+    assert home.sql("SELECT COUNT(*) FROM pending") == [(0,)]
+    assert vt.paths() == ["/api/v3/ip_addresses/64.62.197.132"]
+
+
+def test_the_worker_is_detached_from_the_run_and_holds_no_key_in_argv_or_environment(home, vt):
+    vt.fail(hang=True)
+    home.run(wait=False)
+    vt.wait_requests(1)
+    [pid] = home.worker_pids()
+    proc = Path(f"/proc/{pid}")
+    stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+    assert int(stat[3]) == pid                  # its own session (setsid), not integratord's
+    fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    assert [fds[0], fds[1], fds[2]] == ["/dev/null"] * 3
+    assert fds[3].endswith("/var/virustotal_ip/worker-0.lock")
+    assert not [target for target in fds.values() if target.startswith("pipe:")], fds
+    for name in ("cmdline", "environ"):
+        assert API_KEY.encode() not in (proc / name).read_bytes(), name
+    assert b"virustotal_ip-lookup-worker" in (proc / "cmdline").read_bytes()
+    vt.behaviour.clear()
+    vt.release()
+
+
+def test_status_shows_the_running_worker(home, vt):
+    vt.fail(hang=True)
+    home.run(wait=False)
+    vt.wait_requests(1)
+    [pid] = home.worker_pids()
+    r = home.cli("--status", wait=False)
+    assert f"Lookups:           by lookup workers, at most 2 at once; running: slot 0: pid {pid}, since " in r.stdout
+    vt.behaviour.clear()
+    vt.release()
+    home.wait_workers()
+    assert "Lookups:           by lookup workers, at most 2 at once; none running" in home.cli("--status").stdout
+
+
+def test_a_worker_killed_mid_lookup_loses_nothing_and_drain_sends_the_alert_once(home, vt):
+    home.config({"api_url": vt.url, "api_key": API_KEY})      # as deployed: --drain reads the key there
+    vt.fail(hang=True)
+    home.run(wait=False)
+    vt.wait_requests(1)
+    [pid] = home.worker_pids()
+    os.kill(pid, signal.SIGKILL)
+    home.wait_workers()                         # its lock went with it
+    assert home.sql("SELECT ip, slot FROM pending") == [("64.62.197.132", 0)]   # still claimed by the dead
+    vt.behaviour.clear()
+    vt.release()
+    r = home.cli("--drain")
+    assert [(e["source"]["alert_id"], e["verdict"]) for e in r.enrichments()] == [("1753101678.8211", "malicious")]
+    assert home.sql("SELECT COUNT(*) FROM pending") == [(0,)]
+    assert home.cli("--drain").messages == []
+
+
+def test_a_dead_workers_alerts_are_taken_over_by_a_worker_on_another_slot(home, vt):
+    vt.fail(hang=True)
+    home.run(alert("64.62.197.132", "2.0"), wait=False)
+    home.run(alert("108.157.98.17", "2.1"), wait=False)
+    vt.wait_requests(2)
+    pids = home.worker_pids()
+    assert len(pids) == 2
+    os.kill(pids[1], signal.SIGKILL)            # slot 1's worker, with 108.157.98.17 claimed
+    vt.behaviour.clear()
+    vt.release()
+    home.wait_workers()
+    assert [e["source"]["alert_id"] for e in sent(home)] == ["2.0"]
+    assert home.sql("SELECT ip, slot FROM pending") == [("108.157.98.17", 1)]
+    home.run(alert("93.184.216.34", "2.2"), wait=False)   # its worker gets slot 0, reaps slot 1's claims
+    home.wait_workers()
+    assert sorted(e["source"]["alert_id"] for e in sent(home)) == ["2.1", "2.2"]
+    assert home.sql("SELECT COUNT(*) FROM pending") == [(0,)]
+
+
+def test_a_virustotal_that_does_not_answer_opens_the_breaker_after_one_timeout(home, vt):
+    vt.fail(hang=True)
+    r = home.run(alert("64.62.197.132", "3.1"), timeout=1, retries=0)
+    [e] = r.enrichments()
+    assert e["error"] == "Timeout"
+    r = home.run(alert("108.157.98.17", "3.2"), timeout=1, retries=0)
+    assert r.messages == [] and "VirusTotal did not answer" in r.log   # not asked again: no 1 s wait
+    assert len(vt.requests) == 1
+    assert home.sql("SELECT ip, deferred FROM pending ORDER BY id") == [("64.62.197.132", 1), ("108.157.98.17", 1)]
+    [(until,)] = home.sql("SELECT value FROM state WHERE key = 'quota_until'")
+    assert 55 < float(until) - time.time() <= 60
+    vt.behaviour.clear()
+    vt.release()
+
+
+def test_the_worker_ends_within_the_time_bound_of_each_lookup(home, vt):
+    vt.fail(hang=True)
+    started = time.monotonic()
+    home.run(timeout=1, retries=1)
+    assert time.monotonic() - started <= 1 * (1 + 1) + 2
+    vt.behaviour.clear()
+    vt.release()
+
+
+def test_runs_racing_for_new_addresses_send_each_alert_once_with_at_most_lookup_parallel_requests(home, vt):
+    vt.fail(delay=0.2)
+    ips = [f"8.8.{i}.{i}" for i in range(1, 13)]
+    procs = [subprocess.Popen(home.integratord_argv(home.write_alert(alert(ip, f"4.{n}"))), cwd=home.root,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for n, ip in enumerate(ips + ips)]   # each address twice
+    assert [p.wait(timeout=60) for p in procs] == [0] * len(procs)
+    home.wait_workers()
+    events = sent(home)
+    assert sorted(e["source"]["alert_id"] for e in events) == sorted(f"4.{n}" for n in range(len(procs)))
+    assert sorted(vt.paths()) == sorted(f"/api/v3/ip_addresses/{ip}" for ip in ips)   # one request each
+    assert vt.most_in_flight <= 2
+    assert home.sql("SELECT COUNT(*) FROM pending") == [(0,)]
+
+
+def test_a_per_minute_budget_below_lookup_parallel_bounds_the_workers(home, vt):
+    home.config({"api_url": vt.url, "rate_limit_per_minute": 1, "lookup_parallel": 4})
+    vt.fail(hang=True)
+    for n, ip in enumerate(["64.62.197.132", "108.157.98.17"]):
+        assert home.run(alert(ip, f"5.{n}"), wait=False).rc == 0
+    vt.wait_requests(1)
+    assert len(home.worker_pids()) == 1
+    vt.behaviour.clear()
+    vt.release()
+    home.wait_workers()
+    assert len(vt.requests) == 1                 # the second waits for the next minute's budget
+    assert home.sql("SELECT ip, deferred FROM pending") == [("108.157.98.17", 1)]
+
+
+def test_busy_worker_slots_never_hold_the_run_and_the_alert_waits_for_drain(home, vt):
+    home.config({"api_url": vt.url, "api_key": API_KEY})
+    home.run(alert("108.157.98.17", "6.0"))                # makes the state directory
+    fds = [os.open(home.root / f"var/virustotal_ip/worker-{slot}.lock", os.O_RDWR | os.O_CREAT) for slot in (0, 1)]
+    try:
+        for fd in fds:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        r = home.run(wait=False)
+        assert (r.rc, r.messages) == (0, [])
+        assert home.sql("SELECT ip FROM pending") == [("64.62.197.132",)]
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert [e["source"]["alert_id"] for e in home.cli("--drain").enrichments()] == ["1753101678.8211"]
+
+
+@pytest.mark.parametrize("mode", ["inline", "worker"])
+def test_lookup_mode_inline_sends_the_verdict_before_the_run_ends_and_starts_no_worker(home, vt, mode):
+    home.config({"api_url": vt.url, "lookup_mode": mode})
+    vt.fail(hang=True)
+    r = home.run(timeout=1, retries=0, wait=False)
+    started_a_worker = (home.root / "var/virustotal_ip/worker-0.lock").exists()
+    assert (len(r.messages), started_a_worker) == ((1, False) if mode == "inline" else (0, True))
+    vt.behaviour.clear()
+    vt.release()
+    home.wait_workers()
