@@ -34,6 +34,12 @@ lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), shellcheck, syntax 
 	$(BIN)/ruff check files plugins tests bench molecule demo
 	$(BIN)/yamllint --strict .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline
+	@# ansible-lint again under every other supported ansible-core (.venv-core-*), with the
+	@# collections of requirements.txt's ansible package
+	tests/ansible-cores/make-venvs.sh
+	for v in .venv-core-*; do [ -x $$v/bin/ansible-lint ] || continue; \
+	  PATH="$(CURDIR)/$$v/bin:$$PATH" ANSIBLE_COLLECTIONS_PATH="$(CURDIR)/.collections:$(wildcard $(CURDIR)/$(VENV)/lib/python3*/site-packages)" \
+	  $$v/bin/ansible-lint --offline || exit 1; done
 	for p in site.yml playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check -i inventory.example/hosts.yml $$p || exit 1; done
 	@command -v shellcheck >/dev/null || { echo "error: shellcheck is not installed (Debian: apt-get install shellcheck)" >&2; exit 1; }
 	shellcheck -x $(SHELL_SCRIPTS)
@@ -41,7 +47,6 @@ lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), shellcheck, syntax 
 	@# Galaxy's own import check and ansible-test sanity (under each supported ansible-core), on the
 	@# tarball as published; the repository URL Galaxy requires is a reserved .invalid placeholder
 	@# here (the real one is given to make collection).
-	tests/ansible-cores/make-venvs.sh
 	$(BIN)/python tests/build_collection.py --repository https://git.example.invalid/wazuh-virustotal-ip \
 	    --out build/lint --import-check --sanity
 

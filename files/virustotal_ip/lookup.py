@@ -284,8 +284,10 @@ class Outbox:
 
     def flush_pending(self, ip: str, found: Found, slot: int | None = None) -> int:
         """Send the alerts waiting for this IP (only those `slot` claimed, for a worker);
-        returns how many were sent. A worker's alerts that could not be sent are given back,
-        deferred, and DeliveryError raised: the worker stops."""
+        returns how many were sent. Each alert leaves the store in the transaction that sends
+        it: one that cannot be removed (a full disk) is not sent, so it is never sent twice. A
+        worker's alerts that could not be sent are given back, deferred, and DeliveryError
+        raised: the worker stops."""
         if self.state is None:
             return 0
         sent = 0
@@ -294,18 +296,31 @@ class Outbox:
             if deferred:
                 event["deferred"] = True
             try:
-                self.deliver(event, source)
+                try:
+                    self.state.remove_while(row_id, lambda event=event, source=source: self.deliver(event, source))
+                except st.Error as exc:
+                    raise DeliveryError(f"the pending store cannot be written ({exc})") from None
             except DeliveryError as exc:
                 self.log.error(f"alerts for {ip} stay queued: {exc}")
                 if slot is not None:
-                    self.state.release(slot, ip, deferred=True)
+                    with suppress_state_errors():
+                        self.state.release(slot, ip, deferred=True)
                     raise
                 break
-            self.state.done(row_id)
             sent += 1
         if sent:
             self.log.info(f"sent {sent} {'queued' if slot is not None else 'deferred'} enrichment(s) for {ip}")
         return sent
+
+
+class suppress_state_errors:  # noqa: N801  (a context manager used like contextlib.suppress)
+    """Ignore a state write that fails while a failure is being handled already."""
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        return kind is not None and issubclass(kind, st.Error)
 
 
 def queue_for_worker(run: Lookup, out: Outbox, target: Target, job: Callable[[], dict]) -> int | None:

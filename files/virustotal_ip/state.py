@@ -234,6 +234,19 @@ class State:
     def done(self, row_id: int) -> None:
         self.db.execute("DELETE FROM pending WHERE id = ?", (row_id,))
 
+    def remove_while(self, row_id: int, action) -> None:
+        """Remove an alert and run `action` (its delivery) in one transaction: if `action`
+        raises, the alert stays; if the removal cannot be written, `action` never runs."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("DELETE FROM pending WHERE id = ?", (row_id,))
+            action()
+        except BaseException:
+            if self.db.in_transaction:       # SQLite ends it itself on some errors (a full disk)
+                self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     def lock(self, name: str, blocking: bool = True):
         """An exclusive flock on <state>/<name>.lock; the file descriptor, or None if busy."""
         import fcntl

@@ -184,6 +184,7 @@ def work(slot: int, lock_fd: int, state: st.State, lookup_for, out, log, until: 
     """Look up the queued addresses, one at a time on this slot, until none is left that may
     be looked up now (or `until`, monotonic, for --drain). Holds `lock_fd` (the slot's lock)
     and closes it. Returns an exit status."""
+    from .lookup import suppress_state_errors
     status, sent = EXIT_OK, 0
     while True:
         try:
@@ -204,7 +205,8 @@ def work(slot: int, lock_fd: int, state: st.State, lookup_for, out, log, until: 
                 sent += done
         except DeliveryError as exc:
             log.error(f"{name or 'lookup worker'}: {exc}")
-            state.release(slot, deferred=True)
+            with suppress_state_errors():
+                state.release(slot, deferred=True)
             status = EXIT_UNDELIVERED
             last = None
         posix.close(lock_fd)

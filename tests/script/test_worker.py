@@ -7,6 +7,7 @@ before VirusTotal answered" is an order of events, not a measured time.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -190,3 +191,48 @@ def test_lookup_mode_inline_sends_the_verdict_before_the_run_ends_and_starts_no_
     vt.behaviour.clear()
     vt.release()
     home.wait_workers()
+
+
+@pytest.fixture
+def full_state_disk(home):
+    """The state directory on a tmpfs of its own, filled up once the cache exists."""
+    state = home.root / "var" / "virustotal_ip"
+    state.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k,mode=0770", "vtip-test-state", str(state)], check=True)
+    try:
+        yield state
+    finally:
+        subprocess.run(["umount", "-l", str(state)], check=True)
+
+
+def test_a_full_disk_under_the_state_makes_the_run_look_up_inline_rather_than_lose_the_alert(home, vt,
+                                                                                              full_state_disk):
+    assert home.run().event()["virustotal_ip"]["cached"] is False        # the cache, on the small disk
+    fill(full_state_disk)
+    r = home.run(alert("108.157.98.17", "7.1"), wait=False)
+    assert r.rc == 0 and [(e["source"]["alert_id"], e["verdict"]) for e in r.enrichments()] == [("7.1", "unknown")]
+    assert "cannot defer the lookup of 108.157.98.17" in r.log and not home.worker_pids()
+    assert home.run().event()["virustotal_ip"]["cached"] is True           # reads still work
+
+
+def fill(directory) -> None:
+    with contextlib.suppress(OSError), open(directory / "filler", "wb", buffering=0) as fh:   # until ENOSPC
+        while True:
+            fh.write(b"\0" * 4096)
+
+
+def test_an_alert_the_full_disk_cannot_remove_from_the_store_is_not_sent_until_it_can_then_once(home, vt,
+                                                                                               full_state_disk):
+    home.config({"api_url": vt.url, "api_key": API_KEY})
+    vt.fail(hang=True)
+    home.run(wait=False)                        # queued while the disk had room
+    vt.wait_requests(1)
+    fill(full_state_disk)
+    vt.behaviour.clear()
+    vt.release()                                # the worker gets its answer, on a full disk
+    home.wait_workers()
+    assert sent(home) == []
+    assert home.sql("SELECT ip FROM pending") == [("64.62.197.132",)]
+    (full_state_disk / "filler").unlink()
+    assert [e["source"]["alert_id"] for e in home.cli("--drain").enrichments()] == ["1753101678.8211"]
+    assert home.cli("--drain").messages == [] and home.sql("SELECT COUNT(*) FROM pending") == [(0,)]
