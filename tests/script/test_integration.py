@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import signal
 import subprocess
 
@@ -59,13 +58,16 @@ def test_integratord_debug_mode_writes_debug_lines_without_the_key(home, vt):
 def test_an_interrupted_run_exits_1_with_one_log_line(home, vt):
     home.config({"api_url": vt.url, "lookup_mode": "inline"})    # a run that waits on VirusTotal
     vt.fail(hang=True)
-    proc = subprocess.Popen(home.integratord_argv(home.write_alert(sample_alert())), cwd=home.root,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=script_env(), start_new_session=True)
-    deadline = time.monotonic() + 20
-    while not vt.requests and time.monotonic() < deadline:       # until the script waits on VT
-        time.sleep(0.05)
-    assert vt.requests, "the script never asked VirusTotal"
+    # A job started in the background by a shell without job control has SIGINT ignored, and
+    # an ignored signal stays ignored across exec: the run gets the default disposition here.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(home.integratord_argv(home.write_alert(sample_alert())), cwd=home.root,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=script_env(), start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    vt.wait_requests(1, timeout=20)                               # until the script waits on VT
     os.killpg(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=20) == 1
     assert proc.stderr.read() == b""
