@@ -144,17 +144,19 @@ def alert_time(alert: dict) -> float:
 
 
 class MissArm:
-    """What one storm of alerts from new addresses did to integratord and to the verdicts."""
+    """What one storm of alerts from new addresses did to integratord and to the verdicts:
+    the recorder's first call after the first login (integratord reads alerts.json once a
+    second when idle, so up to 1 s of that is its own), its longest gap between two calls,
+    and each verdict's time after its login."""
 
-    def __init__(self, label: str, alerts: int, seconds: float, longest_gap: float, latencies: list) -> None:
+    def __init__(self, label: str, alerts: int, seconds: float, first_call: float, longest_gap: float,
+                 latencies: list) -> None:
         self.label, self.alerts, self.seconds = label, alerts, seconds
-        self.longest_gap, self.latencies = longest_gap, latencies
+        self.first_call, self.longest_gap, self.latencies = first_call, longest_gap, latencies
 
 
-def recorder_gaps(m: Manager, started_at: float) -> list:
-    """The time before the recorder's first call, and between its calls."""
-    times = [started_at] + [float(line) for line in m.read("/tmp/recorder.log").split()]
-    return [b - a for a, b in zip(times, times[1:])]
+def recorder_calls(m: Manager) -> list:
+    return [float(line) for line in m.read("/tmp/recorder.log").split()]
 
 
 def storm(m: Manager, label: str, count: int, prefix: str, verdicts: bool) -> MissArm:
@@ -172,13 +174,18 @@ def storm(m: Manager, label: str, count: int, prefix: str, verdicts: bool) -> Mi
         m.wait(lambda: len(verdict_alerts()) >= count, 300, f"{count} verdicts")
         latencies = sorted(alert_time(a) - result["sent"][a["data"]["virustotal_ip"]["source"]["ip"]]
                            for a in verdict_alerts() if a["data"]["virustotal_ip"]["source"]["ip"] in result["sent"])
-    return MissArm(label, count, result["seconds"], max(recorder_gaps(m, result["started_at"])), latencies)
+    calls = recorder_calls(m)
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    return MissArm(label, count, result["seconds"], calls[0] - result["started_at"], max(gaps), latencies)
 
 
 def one_by_one(m: Manager, count: int, prefix: str) -> list:
-    """Alert -> verdict for `count` logins sent one at a time, each after the last verdict."""
+    """[(login -> verdict, recorder's call -> verdict)] for `count` logins sent one at a time,
+    each after the last verdict. The recorder runs right after ours: with the lookup worker,
+    when ours has queued the alert; inline, when ours has sent the verdict."""
     import time
     delays = []
+    m.exec("rm", "-f", "/tmp/recorder.log", check=True)
     for n in range(count):
         ip = f"{prefix}.0.{n + 1}"
         sent = time.time()
@@ -186,7 +193,8 @@ def one_by_one(m: Manager, count: int, prefix: str) -> list:
                f"port 2222 ssh2".encode())
         found = m.wait_alert(lambda a, ip=ip: a["rule"]["id"] in VERDICT_RULES
                              and a["data"]["virustotal_ip"]["source"]["ip"] == ip)
-        delays.append(alert_time(found) - sent)
+        m.wait(lambda n=n: len(recorder_calls(m)) > n, 30, "the recorder's call")
+        delays.append((alert_time(found) - sent, alert_time(found) - recorder_calls(m)[n]))
     return delays
 
 
