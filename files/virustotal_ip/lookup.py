@@ -183,6 +183,10 @@ class Lookup:
         finally:
             posix.close(lock)
 
+    def blocked_now(self) -> str | None:
+        """Why no VirusTotal request may be made now (budget, quota or outage), or None."""
+        return self._blocked()
+
     def _blocked(self) -> str | None:
         breaker = self.breaker()
         return None if breaker is None else breaker.blocked(time.time())
@@ -327,6 +331,11 @@ def queue_for_worker(run: Lookup, out: Outbox, target: Target, job: Callable[[],
     """The worker path of a miss: queue the alert and start a worker if a slot is free. The
     exit status, or None when it could not be queued (the caller looks it up inline)."""
     log, ip, source = run.log, target.ip, target.source
+    # While the budget or an outage allows no request, a worker would start only to stop:
+    # the alert waits, deferred, and none is started (a storm would start one per alert).
+    why = run.blocked_now()
+    if why:
+        return EXIT_OK if out.defer(source, why) else None
     if not out.defer(source, "for the lookup worker", deferred=False):
         return None
     from .worker import start

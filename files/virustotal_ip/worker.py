@@ -35,7 +35,7 @@ WORKER_TAG = "virustotal_ip-lookup-worker"   # in the worker's argv, for ps and 
 BOOT = ("import sys\n"
         "sys.path.append(sys.argv[1])\n"
         "from virustotal_ip.worker import main_and_exit\n"
-        "main_and_exit(sys.argv[1], int(sys.argv[2]))\n")
+        "main_and_exit(int(sys.argv[2]))\n")
 
 
 def slots(cfg) -> int:
@@ -59,14 +59,14 @@ def start(state: st.State, cfg, job: dict) -> int | None:
         if fd is None:
             continue
         try:
-            spawn(state.dir, fd, slot, job)
+            spawn(fd, slot, job)
         finally:
             posix.close(fd)     # the worker has its own copy of the locked descriptor
         return slot
     return None
 
 
-def spawn(state_dir: str, lock_fd: int, slot: int, job: dict) -> None:
+def spawn(lock_fd: int, slot: int, job: dict) -> None:
     """Start the worker detached; OSError if it cannot be started."""
     import fcntl
     package_dir = __file__.rsplit("/", 2)[0]
@@ -75,14 +75,13 @@ def spawn(state_dir: str, lock_fd: int, slot: int, job: dict) -> None:
     lock_fd = fcntl.fcntl(lock_fd, fcntl.F_DUPFD_CLOEXEC, 10)
     read_end, write_end = posix.pipe()
     try:
-        null = posix.O_RDWR
         pid = posix.posix_spawn(
             sys.executable,
             [sys.executable, "-I", "-S", "-c", BOOT, package_dir, str(slot), WORKER_TAG],
             posix.environ,
             file_actions=[
                 (posix.POSIX_SPAWN_DUP2, read_end, 0),
-                (posix.POSIX_SPAWN_OPEN, 1, "/dev/null", null, 0),
+                (posix.POSIX_SPAWN_OPEN, 1, "/dev/null", posix.O_RDWR, 0),
                 (posix.POSIX_SPAWN_DUP2, 1, 2),
                 (posix.POSIX_SPAWN_DUP2, lock_fd, LOCK_FD),
             ],
@@ -91,8 +90,11 @@ def spawn(state_dir: str, lock_fd: int, slot: int, job: dict) -> None:
         posix.close(read_end)
         read_end = -1
         note_pid(lock_fd, pid)
-        # The job is far smaller than a pipe's buffer: this never waits for the worker.
-        posix.write(write_end, json_dumps(job).encode())
+        # A job fits a pipe's buffer (64 KiB) unless <options> is huge; then this waits
+        # for the worker, which reads it first thing.
+        data = json_dumps(job).encode()
+        while data:
+            data = data[posix.write(write_end, data):]
     finally:
         for fd in (read_end, write_end, lock_fd):
             if fd >= 0:
@@ -128,7 +130,7 @@ def note_pid(lock_fd: int, pid: int) -> None:
     posix.pwrite(lock_fd, text, 0)
 
 
-def main(package_dir: str, slot: int) -> int:
+def main(slot: int) -> int:
     from . import settings
     from .cli import Quiet, wazuh_home
     from .lookup import Lookup, Outbox
@@ -153,11 +155,11 @@ def main(package_dir: str, slot: int) -> int:
     return work(slot, LOCK_FD, state, lookup_for, out, log, until=None)
 
 
-def main_and_exit(package_dir: str, slot: int) -> None:
+def main_and_exit(slot: int) -> None:
     """Like cli.main_and_exit: one log line for any error, never a traceback."""
     from .cli import report_crash
     try:
-        status = main(package_dir, slot)
+        status = main(slot)
     except BaseException as exc:     # SystemExit and the deadline too: a worker has no caller
         report_crash(exc, "lookup worker: internal error")
         status = EXIT_INTERNAL
@@ -211,8 +213,9 @@ def work(slot: int, lock_fd: int, state: st.State, lookup_for, out, log, until: 
             last = None
         posix.close(lock_fd)
         # A run that queued an alert while this slot was still held started no worker:
-        # look again now that the slot is free, and take it back if there is something new.
-        if last is None or state.last_pending_id() <= last:
+        # look again now that the slot is free, and take it back if there is something new
+        # (--drain, within its time).
+        if last is None or state.last_pending_id() <= last or (until is not None and until - time.monotonic() < 1):
             break
         lock_fd = state.lock(lock_name(slot), blocking=False)
         if lock_fd is None:

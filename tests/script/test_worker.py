@@ -236,3 +236,13 @@ def test_an_alert_the_full_disk_cannot_remove_from_the_store_is_not_sent_until_i
     (full_state_disk / "filler").unlink()
     assert [e["source"]["alert_id"] for e in home.cli("--drain").enrichments()] == ["1753101678.8211"]
     assert home.cli("--drain").messages == [] and home.sql("SELECT COUNT(*) FROM pending") == [(0,)]
+
+
+def test_while_the_budget_is_spent_a_miss_is_deferred_by_the_run_and_starts_no_worker(home, vt):
+    home.config({"api_url": vt.url, "rate_limit_per_minute": 1})
+    home.run(alert("64.62.197.132", "8.1"))                   # the minute's one request
+    r = home.run(alert("108.157.98.17", "8.2"))
+    assert r.messages == [] and len(vt.requests) == 1
+    assert "deferred lookup of 108.157.98.17 for alert \"8.2\": rate_limit_per_minute=1 reached" in r.log
+    assert "lookup worker" not in r.log                        # none started, so none stopped
+    assert home.sql("SELECT ip, deferred, slot FROM pending") == [("108.157.98.17", 1, None)]
