@@ -12,6 +12,7 @@ through analysisd and integratord, with no `docker exec` in it.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,30 +25,13 @@ IP = "64.62.197.132"               # malicious in the VT stand-in's fixtures: ca
 NOOP = "#!/bin/sh\nexit 0\n"
 SENTINEL = "#!/bin/sh\ntouch /tmp/bench-done\nchmod 0666 /tmp/bench-done\n"
 
-SEND_AND_WAIT = """
-import os, socket, sys, time
-count, ip = int(sys.argv[1]), sys.argv[2]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.connect('/var/ossec/queue/sockets/queue')
-start = time.monotonic()
-for n in range(count):
-    s.send(f"1:/var/log/auth.log:Dec 10 01:02:02 host sshd[1234]: Accepted password for root from {ip} "
-           f"port {10000 + n} ssh2".encode())
-s.send(f"1:/var/log/auth.log:Dec 10 01:02:03 host sshd[1234]: Failed password for root from {ip} "
-       f"port 9999 ssh2".encode())
-while not os.path.exists('/tmp/bench-done'):
-    if time.monotonic() - start > 600:
-        sys.exit('the sentinel integration never ran')
-    time.sleep(0.005)
-print(time.monotonic() - start)
-"""
 
 
 def timed_run(m: Manager, count: int) -> float:
     """Seconds for `count` cache-hit logins, then the sentinel, through the manager."""
     m.exec("rm", "-f", "/tmp/bench-done", check=True)
-    r = m.exec(f"{OSSEC}/framework/python/bin/python3", "-c", SEND_AND_WAIT, str(count), IP, check=True)
-    return float(r.stdout.decode().strip())
+    r = m.exec(f"{OSSEC}/framework/python/bin/python3", "-c", STORM, str(count), IP, check=True)
+    return json.loads(r.stdout.decode())["seconds"]
 
 
 def noop_arm(image: str, count: int) -> float:
@@ -108,20 +92,24 @@ def bench_integratord(count: int, files_at=None, baseline: str = "") -> list:
 
 VERDICT_RULES = ("199901", "199902", "199903")     # malicious, suspicious, unknown
 RECORDER = "#!/bin/sh\ndate +%s.%N >> /tmp/recorder.log\n"
+# `count` sshd logins into analysisd's queue socket, from one address (argv[2]) or, with
+# argv[3] "distinct", from as many addresses under the prefix argv[2]; then a failed login
+# (rule 5760) for the sentinel integration, and wait until it ran: integratord is through.
 STORM = """
 import json, os, socket, sys, time
-count, prefix = int(sys.argv[1]), sys.argv[2]
+count, source, distinct = int(sys.argv[1]), sys.argv[2], sys.argv[3:] == ["distinct"]
+prefix = source if distinct else source.rsplit(".", 2)[0]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.connect('/var/ossec/queue/sockets/queue')
 sent = {}
 start, started_at = time.monotonic(), time.time()
 for n in range(count):
-    ip = f"{prefix}.{n // 200}.{n % 200 + 1}"
+    ip = f"{prefix}.{n // 200}.{n % 200 + 1}" if distinct else source
     sent[ip] = time.time()
     s.send(f"1:/var/log/auth.log:Dec 10 01:02:02 host sshd[1234]: Accepted password for root from {ip} "
            f"port {10000 + n} ssh2".encode())
-s.send(f"1:/var/log/auth.log:Dec 10 01:02:03 host sshd[1234]: Failed password for root from {prefix}.250.250 "
-       f"port 9999 ssh2".encode())
+s.send(f"1:/var/log/auth.log:Dec 10 01:02:03 host sshd[1234]: Failed password for root from "
+       f"{prefix + '.250.250' if distinct else source} port 9999 ssh2".encode())
 while not os.path.exists('/tmp/bench-done'):
     if time.monotonic() - start > 110:
         sys.exit('the sentinel integration never ran')
@@ -162,9 +150,8 @@ def recorder_calls(m: Manager) -> list:
 def storm(m: Manager, label: str, count: int, prefix: str, verdicts: bool) -> MissArm:
     """`count` logins from new addresses through analysisd and integratord, timed until the
     sentinel integration ran; the recorder's longest gap; each verdict's delay after its login."""
-    import json
     m.exec("rm", "-f", "/tmp/bench-done", "/tmp/recorder.log", check=True)
-    r = m.exec(f"{OSSEC}/framework/python/bin/python3", "-c", STORM, str(count), prefix, check=True)
+    r = m.exec(f"{OSSEC}/framework/python/bin/python3", "-c", STORM, str(count), prefix, "distinct", check=True)
     result = json.loads(r.stdout.decode())
     latencies = []
     if verdicts:
@@ -206,7 +193,6 @@ def reset_state(m: Manager) -> None:
 
 def set_mode(m: Manager, mode: str) -> None:
     """lookup_mode in the config file the role wrote (read by every run: no restart)."""
-    import json
     path = f"{OSSEC}/etc/custom-virustotal_ip.json"
     config = json.loads(m.read(path))
     config["lookup_mode"] = mode

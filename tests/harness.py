@@ -170,6 +170,20 @@ class WazuhHome:
         if unlink:
             self.queue_path.unlink()
 
+    def receive(self, count: int, timeout: float = 30) -> list:
+        """The next `count` datagrams, waiting for each (TimeoutError after `timeout`): for a
+        sender no lock tells the end of (a lookup worker that carries its alert)."""
+        out = []
+        self.sock.settimeout(timeout)
+        try:
+            while len(out) < count:
+                out.append(self.sock.recv(1 << 17))
+        except OSError as exc:
+            raise TimeoutError(f"{len(out)} of {count} datagrams in {timeout} s") from exc
+        finally:
+            self.sock.settimeout(None)
+        return out
+
     def drain_queue(self) -> list:
         out, self.received = self.received, []
         while self.sock is not None:

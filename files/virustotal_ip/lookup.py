@@ -337,7 +337,7 @@ def queue_for_worker(run: Lookup, out: Outbox, target: Target, job: Callable[[],
     if why:
         return EXIT_OK if out.defer(source, why) else None
     if not out.defer(source, "for the lookup worker", deferred=False):
-        return None
+        return carry(run, source, job)
     from .worker import start
     try:
         slot = start(run.state, run.cfg, job())
@@ -345,6 +345,21 @@ def queue_for_worker(run: Lookup, out: Outbox, target: Target, job: Callable[[],
         log.error(f"{ip}: cannot start a lookup worker ({exc.strerror or exc}); --drain will look it up")
         return EXIT_OK
     log.debug(f"{ip}: lookup worker {'started on slot ' + str(slot) if slot is not None else 'already running'}")
+    return EXIT_OK
+
+
+def carry(run: Lookup, source: dict, job: Callable[[], dict]) -> int | None:
+    """The store cannot take the alert (a full disk): a worker outside the slots gets it in
+    its job and looks it up, so integratord still does not wait. None if no worker could be
+    started (the caller looks it up inline)."""
+    from .worker import spawn
+    try:
+        spawn(None, -1, {**job(), "alerts": [source]})
+    except OSError as exc:
+        run.log.error(f"{source['ip']}: cannot start a lookup worker ({exc.strerror or exc}); looking it up now")
+        return None
+    run.log.warning(f"{source['ip']}: the pending store cannot keep alert {shown(source['alert_id'])}; "
+                    "a lookup worker carries it (lost if that worker is killed)")
     return EXIT_OK
 
 

@@ -25,8 +25,8 @@ import sys
 import time
 
 from . import state as st
-from .codec import json_dumps, json_loads
-from .wazuh import EXIT_INTERNAL, EXIT_OK, EXIT_UNDELIVERED, DeliveryError, error_event
+from .codec import json_dumps, json_loads, shown
+from .wazuh import EXIT_INTERNAL, EXIT_OK, EXIT_UNDELIVERED, DeliveryError, build_enrichment, error_event
 
 LOCK_FD = 3                   # the slot's lock, handed over by the run that started the worker
 MAX_JOB = 1 << 20             # bytes of job read from stdin at most
@@ -66,30 +66,30 @@ def start(state: st.State, cfg, job: dict) -> int | None:
     return None
 
 
-def spawn(lock_fd: int, slot: int, job: dict) -> None:
-    """Start the worker detached; OSError if it cannot be started."""
+def spawn(lock_fd: int | None, slot: int, job: dict) -> None:
+    """Start the worker detached, on `slot` with its locked descriptor, or (slot -1, no lock)
+    for the alerts its job carries only; OSError if it cannot be started."""
     import fcntl
     package_dir = __file__.rsplit("/", 2)[0]
-    # Above the descriptors the file actions write to: dup2 of a descriptor onto itself
-    # would leave its close-on-exec flag set on older C libraries.
-    lock_fd = fcntl.fcntl(lock_fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    actions = [(posix.POSIX_SPAWN_OPEN, 1, "/dev/null", posix.O_RDWR, 0), (posix.POSIX_SPAWN_DUP2, 1, 2)]
+    if lock_fd is not None:
+        # Above the descriptors the file actions write to: dup2 of a descriptor onto itself
+        # would leave its close-on-exec flag set on older C libraries.
+        lock_fd = fcntl.fcntl(lock_fd, fcntl.F_DUPFD_CLOEXEC, 10)
+        actions.append((posix.POSIX_SPAWN_DUP2, lock_fd, LOCK_FD))
     read_end, write_end = posix.pipe()
     try:
         pid = posix.posix_spawn(
             sys.executable,
             [sys.executable, "-I", "-S", "-c", BOOT, package_dir, str(slot), WORKER_TAG],
             posix.environ,
-            file_actions=[
-                (posix.POSIX_SPAWN_DUP2, read_end, 0),
-                (posix.POSIX_SPAWN_OPEN, 1, "/dev/null", posix.O_RDWR, 0),
-                (posix.POSIX_SPAWN_DUP2, 1, 2),
-                (posix.POSIX_SPAWN_DUP2, lock_fd, LOCK_FD),
-            ],
+            file_actions=[(posix.POSIX_SPAWN_DUP2, read_end, 0), *actions],
             setsid=True,
         )
         posix.close(read_end)
         read_end = -1
-        note_pid(lock_fd, pid)
+        if lock_fd is not None:
+            note_pid(lock_fd, pid)
         # A job fits a pipe's buffer (64 KiB) unless <options> is huge; then this waits
         # for the worker, which reads it first thing.
         data = json_dumps(job).encode()
@@ -97,7 +97,7 @@ def spawn(lock_fd: int, slot: int, job: dict) -> None:
             data = data[posix.write(write_end, data):]
     finally:
         for fd in (read_end, write_end, lock_fd):
-            if fd >= 0:
+            if fd is not None and fd >= 0:
                 posix.close(fd)
 
 
@@ -152,6 +152,8 @@ def main(slot: int) -> int:
                       time_budget=timeout * (retries + 1) if seconds is None else min(seconds, timeout * (retries + 1)),
                       serialised=False)
     out = Outbox(home=home, cfg=cfg, log=log, state=state, debug=False)
+    if slot < 0:
+        return look_up_carried(job.get("alerts") or [], lookup_for(None), out, log)
     return work(slot, LOCK_FD, state, lookup_for, out, log, until=None)
 
 
@@ -256,6 +258,33 @@ def look_up_claimed(ip: str, slot: int, run, out, log) -> int | None:
         if outcome.report:
             out.deliver(error_event(exc.code, exc.description, source), source)
     return 0
+
+
+def look_up_carried(alerts: list, run, out, log) -> int:
+    """The alerts a run could not queue (worker.spawn's slot -1): looked up and sent as the
+    run would have, nothing kept."""
+    from .lookup import Failed, Found
+    status = EXIT_OK
+    for source in alerts:
+        ip = source["ip"]
+        outcome = run.lookup(ip, count=False)
+        try:
+            if isinstance(outcome, Found):
+                event = build_enrichment(outcome.entry, out.cfg, time.time(), source, cached=outcome.cached)
+                out.deliver(event, source)
+                log.info(f"{ip}: {event['verdict']} ({','.join(event['reasons'])}) for alert "
+                         f"{shown(source['alert_id'])}, carried by a lookup worker")
+            elif isinstance(outcome, Failed):
+                log.error(f"{ip}: VirusTotal error {outcome.error.code}: {outcome.error.description}")
+                if outcome.report:
+                    out.deliver(error_event(outcome.error.code, outcome.error.description, source), source)
+            else:
+                log.error(f"{ip}: alert {shown(source['alert_id'])} lost: {outcome.why}, and the pending store "
+                          "cannot keep it")
+        except DeliveryError as exc:
+            log.error(f"{ip}: alert {shown(source['alert_id'])} lost: {exc}")
+            status = EXIT_UNDELIVERED
+    return status
 
 
 def status_lines(state: st.State, cfg) -> list:

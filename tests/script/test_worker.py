@@ -205,13 +205,20 @@ def full_state_disk(home):
         subprocess.run(["umount", "-l", str(state)], check=True)
 
 
-def test_a_full_disk_under_the_state_makes_the_run_look_up_inline_rather_than_lose_the_alert(home, vt,
-                                                                                              full_state_disk):
+def test_a_full_disk_under_the_state_hands_the_alert_to_a_worker_and_the_run_does_not_wait(home, vt,
+                                                                                           full_state_disk):
     assert home.run().event()["virustotal_ip"]["cached"] is False        # the cache, on the small disk
     fill(full_state_disk)
+    vt.fail(hang=True)
     r = home.run(alert("108.157.98.17", "7.1"), wait=False)
-    assert r.rc == 0 and [(e["source"]["alert_id"], e["verdict"]) for e in r.enrichments()] == [("7.1", "unknown")]
-    assert "cannot defer the lookup of 108.157.98.17" in r.log and not home.worker_pids()
+    assert (r.rc, r.messages) == (0, [])                                  # ended, VirusTotal not answering
+    assert "the pending store cannot keep alert \"7.1\"; a lookup worker carries it" in r.log
+    vt.wait_requests(2)
+    vt.behaviour.clear()
+    vt.release()
+    [raw] = home.receive(1)
+    e = split_message(raw)[1]["virustotal_ip"]
+    assert (e["source"]["alert_id"], e["verdict"], "deferred" in e) == ("7.1", "unknown", False)
     assert home.run().event()["virustotal_ip"]["cached"] is True           # reads still work
 
 
