@@ -9,7 +9,8 @@
    (no bytecode, site-packages loaded: the old way); and start-up without site plus the C
    modules a hit needs.
    For the test venv's interpreter and Python 3.9/3.10 venvs like Wazuh's embedded ones
-   where the machine has them.
+   where the machine has them. Then the run for a miss queued for the lookup worker, beside
+   a cache hit.
 2. Request storm: --storm alerts from 20 IPs, run one after another as integratord does,
    with the cache and with the cache disabled (every TTL 0); VT requests counted by the
    local VT v3 server.
@@ -150,6 +151,30 @@ def bench_cache_hit(runs: int, baseline: str) -> list:
     return rows
 
 
+def bench_miss_run(runs: int) -> list:
+    """[(interpreter, hit ms, miss ms)]: the run alone, through the wrapper, for a cache hit and
+    for a miss queued for the lookup worker (VirusTotal answering at once; the worker's own
+    work is not in the figure), interleaved, median of `runs`."""
+    rows = []
+    for label, python in script_pythons():
+        vt = VTServer(API_KEY, {"64.62.197.132": {"engines": {"malicious": 11}}}).start()
+        with tempfile.TemporaryDirectory() as tmp:
+            home = WazuhHome(Path(tmp) / "ossec", vt, python)
+            compile_like_the_role(home)
+            home.run(sample_alert("64.62.197.132"))                      # the hit's address, cached
+            samples = {"hit": [], "miss": []}
+            for n in range(runs):
+                for kind, ip in (("hit", "64.62.197.132"), ("miss", f"45.97.{n // 200}.{n % 200 + 1}")):
+                    alert = home.write_alert(sample_alert(ip, id=f"9.{n}"))
+                    samples[kind].append(timed(home.integratord_argv(alert), home.root))
+                    home.wait_workers()
+                    home.drain_queue()
+        vt.stop()
+        rows.append((f"{label} ({interpreter(python)[1]})", statistics.median(samples["hit"]) * 1000,
+                     statistics.median(samples["miss"]) * 1000))
+    return rows
+
+
 def bench_storm(alerts: int) -> list:
     rows = []
     for label, ttl in (("cache on (default TTLs)", None), ("cache disabled (TTL 0)", 0)):
@@ -219,6 +244,12 @@ def main() -> int:
     for label, name, ms, ratio, to_floor in bench_cache_hit(ns.runs, ns.baseline):
         floor_text = "" if to_floor is None else f"{to_floor:7.2f}"
         print(f"   {label:<16} {name:<48} {ms:7.1f} {ratio:7.2f} {floor_text}")
+
+    print(f"\n   The run for a miss queued for the lookup worker vs a cache hit (median of {ns.runs}, interleaved)")
+    print(f"   {'interpreter':<16} {'hit ms':>7} {'miss ms':>8} {'x hit':>6}")
+    for label, hit_ms, miss_ms in bench_miss_run(ns.runs):
+        print(f"   {label:<16} {hit_ms:7.1f} {miss_ms:8.1f} {miss_ms / hit_ms:6.2f}")
+    print("   (a miss writes the alert to the pending store, fsync'd, and starts a worker: that is the difference)")
 
     if not ns.skip_storm:
         print(f"\n2. Request storm: {ns.storm} alerts from {len(STORM_IPS)} IPs, sequential like integratord")
