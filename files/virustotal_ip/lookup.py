@@ -269,6 +269,13 @@ class Outbox:
         send(self.home, raw)
         self.log.debug(f"sent {len(raw)} bytes for alert {shown(source.get('alert_id'))} to analysisd")
 
+    def send_verdict(self, found: Found, source: dict, how: str = "") -> None:
+        """The enrichment of one alert, sent, and its line in integrations.log."""
+        event = build_enrichment(found.entry, self.cfg, time.time(), source, cached=found.cached)
+        self.deliver(event, source)
+        self.log.info(f"{source['ip']}: {event['verdict']} ({','.join(event['reasons'])})"
+                      f"{' from cache' if found.cached else ''} for alert {shown(source['alert_id'])}{how}")
+
     def defer(self, source: dict, why: str, deferred: bool = True) -> bool:
         """Keep the alert in the pending store: deferred for --drain, or (`deferred` false)
         queued for the lookup worker."""
@@ -381,10 +388,7 @@ def handle_alert(run: Lookup, out: Outbox, target: Target, job: Callable[[], dic
         outcome = run.lookup(ip)
     try:
         if isinstance(outcome, Found):
-            event = build_enrichment(outcome.entry, run.cfg, time.time(), source, cached=outcome.cached)
-            out.deliver(event, source)
-            log.info(f"{ip}: {event['verdict']} ({','.join(event['reasons'])})"
-                     f"{' from cache' if outcome.cached else ''} for alert {shown(source['alert_id'])}")
+            out.send_verdict(outcome, source)
             if run.cfg.lookup_mode != "worker":
                 out.flush_pending(ip, outcome)   # (a worker sends the alerts it queued itself)
             return EXIT_OK

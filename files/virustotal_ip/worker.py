@@ -26,7 +26,7 @@ import time
 
 from . import state as st
 from .codec import json_dumps, json_loads, shown
-from .wazuh import EXIT_INTERNAL, EXIT_OK, EXIT_UNDELIVERED, DeliveryError, build_enrichment, error_event
+from .wazuh import EXIT_INTERNAL, EXIT_OK, EXIT_UNDELIVERED, DeliveryError, error_event
 
 LOCK_FD = 3                   # the slot's lock, handed over by the run that started the worker
 MAX_JOB = 1 << 20             # bytes of job read from stdin at most
@@ -270,10 +270,7 @@ def look_up_carried(alerts: list, run, out, log) -> int:
         outcome = run.lookup(ip, count=False)
         try:
             if isinstance(outcome, Found):
-                event = build_enrichment(outcome.entry, out.cfg, time.time(), source, cached=outcome.cached)
-                out.deliver(event, source)
-                log.info(f"{ip}: {event['verdict']} ({','.join(event['reasons'])}) for alert "
-                         f"{shown(source['alert_id'])}, carried by a lookup worker")
+                out.send_verdict(outcome, source, ", carried by a lookup worker")
             elif isinstance(outcome, Failed):
                 log.error(f"{ip}: VirusTotal error {outcome.error.code}: {outcome.error.description}")
                 if outcome.report:
