@@ -3,7 +3,7 @@
 
 cache.db (SQLite) holds the VirusTotal facts per IP, the request log the budget counts, the
 quota outage, miss counts and the deferred (pending) alerts; hits-YYYY-MM-DD files count
-cache hits; lookup.lock serialises inline lookups and the budget check of the workers',
+cache hits; lookup.lock serialises inline lookups and the workers' budget checks;
 worker-N.lock is held by the lookup worker (or --drain) working on slot N of the queue.
 
 Shared by concurrent runs (busy timeout); lookups are serialised by a lock file so that
@@ -207,7 +207,8 @@ class State:
             last = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM pending").fetchone()[0]
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
         return (row[0] if row else None), last
 
