@@ -135,11 +135,9 @@ def run_cli(args: list, home: str, started: float) -> int:
         print(format_status(state, cfg))
         return EXIT_OK
     if ns.drain:
-        def run_for(seconds_left: float | None) -> Lookup:
-            return Lookup(cfg=cfg, log=log, state=state, api_key=ns.api_key or cfg.api_key, timeout=timeout,
-                          retries=retries, started=time.monotonic(),
-                          time_budget=min(seconds_left or DRAIN_SECONDS, timeout * (retries + 1)),
-                          serialised=False)
+        from .worker import lookups
+        run_for = lookups(cfg=cfg, log=log, state=state, api_key=ns.api_key or cfg.api_key, timeout=timeout,
+                          retries=retries)
         return drain(run_for, Outbox(home=home, cfg=cfg, log=log, state=state, debug=False),
                      DRAIN_SECONDS - (time.monotonic() - started))
     run = Lookup(cfg=cfg, log=log, state=state, api_key=ns.api_key or cfg.api_key, timeout=timeout,

@@ -170,12 +170,12 @@ class Lookup:
         """Why no request may be made now, or None. Unserialised, the check and the request's
         count are one step under lookup.lock, so parallel workers never overrun the budget."""
         if self.serialised or self.state is None:
-            return self._blocked()
+            return self.blocked_now()
         lock = self._lock()
         if lock is None:
             return "another lookup held the lock for the whole time budget"
         try:
-            why = self._blocked()
+            why = self.blocked_now()
             if why is None:
                 self._record_request()
                 self._prepaid = True
@@ -185,9 +185,6 @@ class Lookup:
 
     def blocked_now(self) -> str | None:
         """Why no VirusTotal request may be made now (budget, quota or outage), or None."""
-        return self._blocked()
-
-    def _blocked(self) -> str | None:
         breaker = self.breaker()
         return None if breaker is None else breaker.blocked(time.time())
 
@@ -314,7 +311,8 @@ class Outbox:
             except DeliveryError as exc:
                 self.log.error(f"alerts for {ip} stay queued: {exc}")
                 if slot is not None:
-                    with suppress_state_errors():
+                    from contextlib import suppress      # (not on a hit's path)
+                    with suppress(st.Error):             # the store may be what failed
                         self.state.release(slot, ip, deferred=True)
                     raise
                 break
@@ -322,16 +320,6 @@ class Outbox:
         if sent:
             self.log.info(f"sent {sent} {'queued' if slot is not None else 'deferred'} enrichment(s) for {ip}")
         return sent
-
-
-class suppress_state_errors:  # noqa: N801  (a context manager used like contextlib.suppress)
-    """Ignore a state write that fails while a failure is being handled already."""
-
-    def __enter__(self) -> None:
-        pass
-
-    def __exit__(self, kind, exc, tb) -> bool:
-        return kind is not None and issubclass(kind, st.Error)
 
 
 def queue_for_worker(run: Lookup, out: Outbox, target: Target, job: Callable[[], dict]) -> int | None:
@@ -374,7 +362,7 @@ def handle_alert(run: Lookup, out: Outbox, target: Target, job: Callable[[], dic
     """The integratord path: one address in, at most one enrichment or error event out. With
     lookup_mode worker (and a usable state), a miss is queued for the lookup worker and the
     run ends without waiting on VirusTotal; `job` is what the worker needs (worker.start)."""
-    log, ip, source = run.log, target.ip, target.source
+    ip = target.ip
     # debug (integrator.debug=2, or the seed's manual test): the lookup is made in the run, so
     # that its result is printed where the administrator reads it.
     if run.cfg.lookup_mode == "worker" and run.state is not None and job is not None and not out.debug:
@@ -386,6 +374,13 @@ def handle_alert(run: Lookup, out: Outbox, target: Target, job: Callable[[], dic
             outcome = run.fetch(ip)
     else:
         outcome = run.lookup(ip)
+    return send_outcome(run, out, target, outcome)
+
+
+def send_outcome(run: Lookup, out: Outbox, target: Target, outcome: Found | Deferred | Failed) -> int:
+    """What a looked-up alert gets: its verdict, deferral, or error event; the exit status.
+    Also a lookup worker's for the alerts it carries (worker.look_up_carried)."""
+    log, ip, source = run.log, target.ip, target.source
     try:
         if isinstance(outcome, Found):
             out.send_verdict(outcome, source)

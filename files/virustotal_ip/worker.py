@@ -25,7 +25,7 @@ import sys
 import time
 
 from . import state as st
-from .codec import json_dumps, json_loads, shown
+from .codec import json_dumps, json_loads
 from .wazuh import EXIT_INTERNAL, EXIT_OK, EXIT_UNDELIVERED, DeliveryError, error_event
 
 LOCK_FD = 3                   # the slot's lock, handed over by the run that started the worker
@@ -133,7 +133,7 @@ def note_pid(lock_fd: int, pid: int) -> None:
 def main(slot: int) -> int:
     from . import settings
     from .cli import Quiet, wazuh_home
-    from .lookup import Lookup, Outbox
+    from .lookup import Outbox
     from .wazuh import integrations_log
     posix.umask(0o007)
     job = read_job()
@@ -144,17 +144,26 @@ def main(slot: int) -> int:
     state = st.open_state(home, log)
     if state is None:
         return EXIT_INTERNAL
-    timeout, retries = job.get("timeout", 10), job.get("retries", 3)
-
-    def lookup_for(seconds: float | None) -> Lookup:
-        return Lookup(cfg=cfg, log=log, state=state, api_key=job.get("api_key") or cfg.api_key,
-                      timeout=timeout, retries=retries, started=time.monotonic(),
-                      time_budget=timeout * (retries + 1) if seconds is None else min(seconds, timeout * (retries + 1)),
-                      serialised=False)
+    lookup_for = lookups(cfg=cfg, log=log, state=state, api_key=job.get("api_key") or cfg.api_key,
+                         timeout=job.get("timeout", 10), retries=job.get("retries", 3))
     out = Outbox(home=home, cfg=cfg, log=log, state=state, debug=False)
     if slot < 0:
-        return look_up_carried(job.get("alerts") or [], lookup_for(None), out, log)
+        return look_up_carried(job.get("alerts") or [], lookup_for(None), out)
     return work(slot, LOCK_FD, state, lookup_for, out, log, until=None)
+
+
+def lookups(*, cfg, log, state: st.State, api_key: str, timeout: float, retries: int):
+    """lookup_for(seconds_left=None): the Lookup for one address of the queue, with its own
+    time bound, timeout x (retries + 1), cut to the seconds --drain has left. Unserialised:
+    claims keep the workers' addresses apart."""
+    from .lookup import Lookup
+    bound = timeout * (retries + 1)
+
+    def lookup_for(seconds_left: float | None = None) -> Lookup:
+        return Lookup(cfg=cfg, log=log, state=state, api_key=api_key, timeout=timeout, retries=retries,
+                      started=time.monotonic(), time_budget=bound if seconds_left is None else min(seconds_left, bound),
+                      serialised=False)
+    return lookup_for
 
 
 def main_and_exit(slot: int) -> None:
@@ -188,7 +197,6 @@ def work(slot: int, lock_fd: int, state: st.State, lookup_for, out, log, until: 
     """Look up the queued addresses, one at a time on this slot, until none is left that may
     be looked up now (or `until`, monotonic, for --drain). Holds `lock_fd` (the slot's lock)
     and closes it. Returns an exit status."""
-    from .lookup import suppress_state_errors
     status, sent = EXIT_OK, 0
     while True:
         try:
@@ -209,7 +217,8 @@ def work(slot: int, lock_fd: int, state: st.State, lookup_for, out, log, until: 
                 sent += done
         except DeliveryError as exc:
             log.error(f"{name or 'lookup worker'}: {exc}")
-            with suppress_state_errors():
+            from contextlib import suppress
+            with suppress(st.Error):               # the store may be what failed
                 state.release(slot, deferred=True)
             status = EXIT_UNDELIVERED
             last = None
@@ -260,27 +269,15 @@ def look_up_claimed(ip: str, slot: int, run, out, log) -> int | None:
     return 0
 
 
-def look_up_carried(alerts: list, run, out, log) -> int:
+def look_up_carried(alerts: list, run, out) -> int:
     """The alerts a run could not queue (worker.spawn's slot -1): looked up and sent as the
-    run would have, nothing kept."""
-    from .lookup import Failed, Found
+    run would have (what could not be sent, the store cannot keep either: it is logged)."""
+    from .lookup import send_outcome
+    from .wazuh import Target
     status = EXIT_OK
     for source in alerts:
-        ip = source["ip"]
-        outcome = run.lookup(ip, count=False)
-        try:
-            if isinstance(outcome, Found):
-                out.send_verdict(outcome, source, ", carried by a lookup worker")
-            elif isinstance(outcome, Failed):
-                log.error(f"{ip}: VirusTotal error {outcome.error.code}: {outcome.error.description}")
-                if outcome.report:
-                    out.deliver(error_event(outcome.error.code, outcome.error.description, source), source)
-            else:
-                log.error(f"{ip}: alert {shown(source['alert_id'])} lost: {outcome.why}, and the pending store "
-                          "cannot keep it")
-        except DeliveryError as exc:
-            log.error(f"{ip}: alert {shown(source['alert_id'])} lost: {exc}")
-            status = EXIT_UNDELIVERED
+        outcome = run.lookup(source["ip"], count=False)
+        status = max(status, send_outcome(run, out, Target(source["ip"], source), outcome))
     return status
 
 
