@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from harness import REPO
-from manager_harness import OSSEC, Manager, manager_image
+from manager_harness import OSSEC, RECORDER_LOG, Manager, alert_time, manager_image
 
 KEY = "bench-key"
 IP = "64.62.197.132"               # malicious in the VT stand-in's fixtures: cached after the warm-up
@@ -91,7 +91,6 @@ def bench_integratord(count: int, files_at=None, baseline: str = "") -> list:
 # --------------------------------------------------------------------------- misses (issue 19)
 
 VERDICT_RULES = ("199901", "199902", "199903")     # malicious, suspicious, unknown
-RECORDER = "#!/bin/sh\ndate +%s.%N >> /tmp/recorder.log\n"
 # `count` sshd logins into analysisd's queue socket, from one address (argv[2]) or, with
 # argv[3] "distinct", from as many addresses under the prefix argv[2]; then a failed login
 # (rule 5760) for the sentinel integration, and wait until it ran: integratord is through.
@@ -126,11 +125,6 @@ for path in glob.glob('/var/ossec/var/virustotal_ip/worker-*.lock'):
 """
 
 
-def alert_time(alert: dict) -> float:
-    import datetime
-    return datetime.datetime.strptime(alert["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-
-
 class MissArm:
     """What one storm of alerts from new addresses did to integratord and to the verdicts:
     the recorder's first call after the first login (integratord reads alerts.json once a
@@ -143,14 +137,10 @@ class MissArm:
         self.first_call, self.longest_gap, self.latencies = first_call, longest_gap, latencies
 
 
-def recorder_calls(m: Manager) -> list:
-    return [float(line) for line in m.read("/tmp/recorder.log").split()]
-
-
 def storm(m: Manager, label: str, count: int, prefix: str, verdicts: bool) -> MissArm:
     """`count` logins from new addresses through analysisd and integratord, timed until the
     sentinel integration ran; the recorder's longest gap; each verdict's delay after its login."""
-    m.exec("rm", "-f", "/tmp/bench-done", "/tmp/recorder.log", check=True)
+    m.exec("rm", "-f", "/tmp/bench-done", RECORDER_LOG, check=True)
     r = m.exec(f"{OSSEC}/framework/python/bin/python3", "-c", STORM, str(count), prefix, "distinct", check=True)
     result = json.loads(r.stdout.decode())
     latencies = []
@@ -161,7 +151,7 @@ def storm(m: Manager, label: str, count: int, prefix: str, verdicts: bool) -> Mi
         m.wait(lambda: len(verdict_alerts()) >= count, 300, f"{count} verdicts")
         latencies = sorted(alert_time(a) - result["sent"][a["data"]["virustotal_ip"]["source"]["ip"]]
                            for a in verdict_alerts() if a["data"]["virustotal_ip"]["source"]["ip"] in result["sent"])
-    calls = recorder_calls(m)
+    calls = m.recorder_calls()
     gaps = [b - a for a, b in zip(calls, calls[1:])]
     return MissArm(label, count, result["seconds"], calls[0] - result["started_at"], max(gaps), latencies)
 
@@ -172,7 +162,7 @@ def one_by_one(m: Manager, count: int, prefix: str) -> list:
     when ours has queued the alert; inline, when ours has sent the verdict."""
     import time
     delays = []
-    m.exec("rm", "-f", "/tmp/recorder.log", check=True)
+    m.exec("rm", "-f", RECORDER_LOG, check=True)
     for n in range(count):
         ip = f"{prefix}.0.{n + 1}"
         sent = time.time()
@@ -180,8 +170,8 @@ def one_by_one(m: Manager, count: int, prefix: str) -> list:
                f"port 2222 ssh2".encode())
         found = m.wait_alert(lambda a, ip=ip: a["rule"]["id"] in VERDICT_RULES
                              and a["data"]["virustotal_ip"]["source"]["ip"] == ip)
-        m.wait(lambda n=n: len(recorder_calls(m)) > n, 30, "the recorder's call")
-        delays.append((alert_time(found) - sent, alert_time(found) - recorder_calls(m)[n]))
+        m.wait(lambda n=n: len(m.recorder_calls()) > n, 30, "the recorder's call")
+        delays.append((alert_time(found) - sent, alert_time(found) - m.recorder_calls()[n]))
     return delays
 
 
@@ -189,14 +179,6 @@ def reset_state(m: Manager) -> None:
     """No worker running, no cache, no pending alert, no open breaker: the next arm starts clean."""
     m.exec(f"{OSSEC}/framework/python/bin/python3", "-c", WORKERS_DONE, check=True)
     m.sh(f"rm -rf {OSSEC}/var/virustotal_ip/*", check=True)
-
-
-def set_mode(m: Manager, mode: str) -> None:
-    """lookup_mode in the config file the role wrote (read by every run: no restart)."""
-    path = f"{OSSEC}/etc/custom-virustotal_ip.json"
-    config = json.loads(m.read(path))
-    config["lookup_mode"] = mode
-    m.put(path, json.dumps(config), mode="0640", owner="root:wazuh")
 
 
 def restart_vt(m: Manager, behaviour: dict) -> None:
@@ -213,7 +195,7 @@ def bench_misses(count: int, single: int = 10) -> tuple:
     m = Manager(image)
     try:
         m.add_integration("custom-noop", NOOP, "<group>sshd</group>")
-        m.add_integration("custom-recorder", RECORDER, "<group>sshd</group>")
+        m.add_recorder()
         m.add_integration("custom-bench-done", SENTINEL, "<rule_id>5760</rule_id>")
         m.restart()
         storm(m, "warm-up", 1, "45.10", verdicts=False)
@@ -227,7 +209,7 @@ def bench_misses(count: int, single: int = 10) -> tuple:
             r = m.site(Path(tmp), api_key=KEY, virustotal_ip_api_url="http://127.0.0.1:8090/api/v3",
                        virustotal_ip_key_requests_per_minute=0, virustotal_ip_key_requests_per_day=0)
             assert r.returncode == 0, r.stdout[-3000:]
-        m.add_integration("custom-recorder", RECORDER, "<group>sshd</group>")         # after ours
+        m.add_recorder()                                                                # after ours
         m.add_integration("custom-bench-done", SENTINEL, "<rule_id>5760</rule_id>")
         m.restart()
         storm(m, "warm-up", 1, "45.20", verdicts=True)
@@ -236,18 +218,18 @@ def bench_misses(count: int, single: int = 10) -> tuple:
         reset_state(m)
         singles["lookup worker"] = one_by_one(m, single, "45.22")
         reset_state(m)
-        set_mode(m, "inline")
+        m.configure_script(lookup_mode="inline")
         arms.append(storm(m, "ours, inline, VT answers in 0.3 s", count, "45.23", verdicts=True))
         reset_state(m)
         singles["inline"] = one_by_one(m, single, "45.24")
         reset_state(m)
         restart_vt(m, {"*": {"hang": True}})
-        set_mode(m, "worker")
+        m.configure_script(lookup_mode="worker")
         arms.append(storm(m, "ours, lookup worker, VT never answers", count, "45.25", verdicts=False))
         restart_vt(m, {})                      # the hanging requests end; so do the workers
         reset_state(m)
         restart_vt(m, {"*": {"hang": True}})
-        set_mode(m, "inline")
+        m.configure_script(lookup_mode="inline")
         arms.append(storm(m, "ours, inline, VT never answers", count, "45.26", verdicts=False))
     finally:
         m.stop()

@@ -47,6 +47,7 @@ PID_FILES = f"ls {OSSEC}/var/run | grep '[.]pid$'"
 # Wazuh's own analysisd processes events 2-5 s after a start (17 s before the images had
 # wazuh-db, which analysisd waits for).
 ALERT_TIMEOUT = 60
+RECORDER_LOG = "/tmp/recorder.log"    # Manager.add_recorder's
 # A `python3 -c` program: one query to wazuh-db's socket (argv[1]; 4-byte little-endian length,
 # then the text, both ways), its answer printed.
 WDB_QUERY = f"""
@@ -225,6 +226,21 @@ class Manager(Container):
                  f"    <alert_format>json</alert_format>\n  </integration>\n</ossec_config>\n")
         self.sh(f"printf '%s' '{block}' >> {OSSEC}/etc/ossec.conf", check=True)
 
+    def add_recorder(self) -> None:
+        """A second integration after those configured (ours), on the sshd alerts, that writes
+        the time of each call to RECORDER_LOG: what any other integration would see."""
+        self.add_integration("custom-recorder", f"#!/bin/sh\ndate +%s.%N >> {RECORDER_LOG}\n", "<group>sshd</group>")
+
+    def recorder_calls(self) -> list:
+        """The recorder's calls so far, as epoch times."""
+        r = self.exec("cat", RECORDER_LOG)
+        return [float(t) for t in r.stdout.split()] if r.returncode == 0 else []
+
+    def configure_script(self, **values) -> None:
+        """Settings in the script's config file the role wrote, read by every run (no restart)."""
+        path = f"{OSSEC}/etc/custom-virustotal_ip.json"
+        self.put(path, json.dumps({**json.loads(self.read(path)), **values}), mode="0640", owner="root:wazuh")
+
     def restart(self) -> None:
         """wazuh-control restart, then wait until it runs."""
         r = self.control("restart")
@@ -336,6 +352,12 @@ class Manager(Container):
         def context() -> str:
             return f"; integrations.log ends:\n{self.read_tail(f'{OSSEC}/logs/integrations.log')}"
         return enrichment_for(self.send, self.alerts_with, ip, timeout, context)
+
+def alert_time(alert: dict) -> float:
+    """An alert's timestamp (analysisd's, to the millisecond) as epoch seconds."""
+    import datetime
+    return datetime.datetime.strptime(alert["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+
 
 def sentinel_rule_xml(rule_id: int = 100199) -> str:
     """A rule that marks a point in analysisd's (ordered) input: when its alert is there,

@@ -8,19 +8,10 @@ waits below are far shorter than that.
 """
 from __future__ import annotations
 
-import json
-
-from manager_harness import OSSEC
+from manager_harness import OSSEC, alert_time
 
 KEY = "worker-test-key"
-RECORDER = "#!/bin/sh\ndate +%s.%N >> /tmp/recorder.log\n"
 ADDRESSES = [f"45.33.{n}.{n + 1}" for n in range(6)]        # new to the cache: every one a miss
-
-
-def configure(manager, **values) -> None:
-    """Settings in the config file the role wrote, read by every run (no restart)."""
-    path = f"{OSSEC}/etc/custom-virustotal_ip.json"
-    manager.put(path, json.dumps({**json.loads(manager.read(path)), **values}), mode="0640", owner="root:wazuh")
 
 
 def login(manager, ip: str) -> None:
@@ -29,20 +20,15 @@ def login(manager, ip: str) -> None:
                  "port 2222 ssh2".encode())
 
 
-def recorded(manager) -> int:
-    r = manager.exec("cat", "/tmp/recorder.log")
-    return len(r.stdout.split()) if r.returncode == 0 else 0
-
-
 def test_a_virustotal_that_never_answers_holds_no_other_integration(deployed):
     manager = deployed
     manager.start_vt_server(KEY, behaviour={"*": {"hang": True}})
-    configure(manager, api_url="http://127.0.0.1:8090/api/v3", api_key=KEY)
-    manager.add_integration("custom-recorder", RECORDER, "<group>sshd</group>")   # after ours
+    manager.configure_script(api_url="http://127.0.0.1:8090/api/v3", api_key=KEY)
+    manager.add_recorder()                                                        # after ours
     manager.restart()
     for ip in ADDRESSES:
         login(manager, ip)
-    manager.wait(lambda: recorded(manager) == len(ADDRESSES), 15, "the recorder integration's calls")
+    manager.wait(lambda: len(manager.recorder_calls()) == len(ADDRESSES), 15, "the recorder integration's calls")
     status = manager.exec(f"{OSSEC}/framework/python/bin/python3",
                           f"{OSSEC}/integrations/custom-virustotal_ip.py", "--status", check=True).stdout.decode()
     assert f"Pending lookups:   {len(ADDRESSES)}" in status, status
@@ -52,15 +38,13 @@ def test_a_virustotal_that_never_answers_holds_no_other_integration(deployed):
 def test_the_worker_sends_the_verdict_that_integratord_did_not_wait_for(deployed):
     """VirusTotal answers after 2 s: the recorder after ours is called at once, the verdict
     comes 2 s later (inline, ours would have returned only with the verdict sent)."""
-    import datetime
     manager = deployed
     manager.start_vt_server(KEY, behaviour={"*": {"delay": 2}})
-    configure(manager, api_url="http://127.0.0.1:8090/api/v3", api_key=KEY)
-    manager.add_integration("custom-recorder", RECORDER, "<group>sshd</group>")
+    manager.configure_script(api_url="http://127.0.0.1:8090/api/v3", api_key=KEY)
+    manager.add_recorder()
     manager.restart()
     verdict = manager.enrichment_for("64.62.197.132")
     assert (verdict["rule"]["id"], verdict["data"]["virustotal_ip"]["cached"]) == ("199901", "false")   # as text
     assert "deferred" not in verdict["data"]["virustotal_ip"]
-    [called] = [float(t) for t in manager.read("/tmp/recorder.log").split()]
-    decoded = datetime.datetime.strptime(verdict["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-    assert called + 1 < decoded, (called, decoded)
+    [called] = manager.recorder_calls()
+    assert called + 1 < alert_time(verdict), (called, alert_time(verdict))
