@@ -200,6 +200,16 @@ class WazuhHome:
         with contextlib.closing(sqlite3.connect(self.db_path)) as db, db:
             return db.execute(query, args).fetchall()
 
+    def waiting(self) -> list:
+        """(ip, deferred, slot) of every alert waiting for its lookup, oldest first: the pending
+        table, then the files runs queued for the lookup worker (state/queue/, no slot yet)."""
+        queue = self.db_path.parent / "queue"
+        queued = []
+        for path in sorted(queue.glob("*.json")) if queue.is_dir() else []:
+            record = json.loads(path.read_text())
+            queued.append((record["source"]["ip"], int(record["deferred"]), None))
+        return self.sql("SELECT ip, deferred, slot FROM pending ORDER BY id") + queued
+
     def _log_offset(self) -> int:
         return self.log_path.stat().st_size if self.log_path.is_file() else 0
 

@@ -290,6 +290,20 @@ class Outbox:
             self.log.debug(f"{source['ip']}: alert {shown(source['alert_id'])} queued: {why}")
         return True
 
+    def queue(self, source: dict, why: str, deferred: bool) -> bool:
+        """Hand the alert to the lookup worker (the queue, state.enqueue): written without
+        waiting for the disk. `deferred`: it waits for the budget or VirusTotal."""
+        try:
+            self.state.enqueue(source, deferred)
+        except OSError as exc:
+            self.log.error(f"cannot queue the lookup of {source['ip']} ({why}): {exc.strerror or exc}")
+            return False
+        if deferred:
+            self.log.info(f"deferred lookup of {source['ip']} for alert {shown(source['alert_id'])}: {why}")
+        else:
+            self.log.debug(f"{source['ip']}: alert {shown(source['alert_id'])} queued: {why}")
+        return True
+
     def flush_pending(self, ip: str, found: Found, slot: int | None = None) -> int:
         """Send the alerts waiting for this IP (only those `slot` claimed, for a worker);
         returns how many were sent. Each alert leaves the store in the transaction that sends
@@ -330,8 +344,8 @@ def queue_for_worker(run: Lookup, out: Outbox, target: Target, job: Callable[[],
     # the alert waits, deferred, and none is started (a storm would start one per alert).
     why = run.blocked_now()
     if why:
-        return EXIT_OK if out.defer(source, why) else None
-    if not out.defer(source, "for the lookup worker", deferred=False):
+        return EXIT_OK if out.queue(source, why, deferred=True) else None
+    if not out.queue(source, "for the lookup worker", deferred=False):
         return carry(run, source, job)
     from .worker import start
     try:

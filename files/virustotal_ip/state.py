@@ -2,15 +2,18 @@
 """The state under <home>/var/virustotal_ip/: every line of SQL the integration runs.
 
 cache.db (SQLite) holds the VirusTotal facts per IP, the request log the budget counts, the
-quota outage, miss counts and the deferred (pending) alerts; hits-YYYY-MM-DD files count
-cache hits; lookup.lock serialises inline lookups and the workers' budget checks;
-worker-N.lock is held by the lookup worker (or --drain) working on slot N of the queue.
+quota outage and the deferred (pending) alerts; hits-/misses-YYYY-MM-DD files count cache
+hits and misses; queue/ holds the alerts runs queued for the lookup worker, one file each,
+until a worker or --drain moves them into cache.db; lookup.lock serialises inline lookups
+and the workers' budget checks; worker-N.lock is held by the lookup worker (or --drain)
+working on slot N of the queue.
 
 Shared by concurrent runs (busy timeout); lookups are serialised by a lock file so that
 two runs for one uncached IP make one request and budgets are counted exactly. The
 journal is the default rollback journal, not WAL: with WAL every run would create -wal
 and -shm files, then checkpoint and delete them as it exits, while a cache hit here only
-reads under a shared lock. Writes happen on misses, which wait on VirusTotal anyway.
+reads under a shared lock. A run that misses writes no SQLite either (see enqueue): the
+writes, with their fsyncs, happen in the worker and --drain, which nobody waits for.
 """
 from __future__ import annotations
 
@@ -25,12 +28,16 @@ except ImportError:                 # (and the `datetime` import they need)
 from .codec import json_dumps, json_loads
 
 STATE_DIR = "virustotal_ip"   # in <home>/var
-SCHEMA_VERSION = 3            # 3: pending.slot (a worker's claim) and pending.deferred
+QUEUE_DIR = "queue"           # in the state directory: alerts queued by runs, a file each
+SCHEMA_VERSION = 4            # 3: pending.slot (a worker's claim) and pending.deferred; 4: taken
+TAKEN_DAYS = 1                # days a queue file's name is remembered after it was taken
 PENDING_MAX = 10000           # deferred alerts kept at most (oldest dropped, logged)
 PENDING_LOG_MAX = 8192        # characters of full_log kept with a deferred alert
 PENDING_MAX_AGE = 7 * 86400   # deferred alerts older than this are dropped, logged
 STATS_DAYS = 30               # days of hit/miss counts kept for --status
 Error = sqlite3.Error
+TALLY = {"hit": "hits", "miss": "misses"}   # <kind>: its tally files, <prefix>-YYYY-MM-DD
+TALLY_KIND = {prefix: kind for kind, prefix in TALLY.items()}
 
 
 def stats_first_day(now: float) -> str:
@@ -42,6 +49,7 @@ class State:
     def __init__(self, directory: str, log) -> None:
         self.dir = directory
         self.path = f"{directory}/cache.db"
+        self.queue_dir = f"{directory}/{QUEUE_DIR}"
         self.log = log
         try:
             self.db = self._open()
@@ -80,7 +88,8 @@ class State:
                     CREATE TABLE IF NOT EXISTS pending(
                         id INTEGER PRIMARY KEY, ip TEXT NOT NULL, source TEXT NOT NULL,
                         queued_at REAL NOT NULL, alert_key TEXT UNIQUE,
-                        slot INTEGER, deferred INTEGER NOT NULL DEFAULT 1);""")
+                        slot INTEGER, deferred INTEGER NOT NULL DEFAULT 1);
+                    CREATE TABLE IF NOT EXISTS taken(name TEXT PRIMARY KEY);""")
                 # version 2's pending table lacks the two last columns
                 columns = {row[1] for row in db.execute("PRAGMA table_info(pending)")}
                 for name, decl in (("slot", "INTEGER"), ("deferred", "INTEGER NOT NULL DEFAULT 1")):
@@ -112,35 +121,41 @@ class State:
 
     # -- hit and miss counts
     def count(self, name: str) -> None:
-        """One more "hit" or "miss" today. A hit appends one byte to today's tally file (its
-        size is the count) instead of writing SQLite, which would cost a journal and fsyncs
-        on every alert; misses write SQLite anyway."""
+        """One more "hit" or "miss" today: one byte appended to today's tally file (its size
+        is the count), not a SQLite write, which would cost a journal and fsyncs on every
+        alert (a miss's run ends as soon as its alert is queued)."""
         day = time.strftime("%Y-%m-%d", time.gmtime())
-        if name == "hit":
-            fd = posix.open(f"{self.dir}/hits-{day}", posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT, 0o660)
-            try:
-                posix.write(fd, b".")
-            finally:
-                posix.close(fd)
-            return
-        self.db.execute("INSERT INTO stats(day, name, n) VALUES (?, ?, 1) "
-                        "ON CONFLICT(day, name) DO UPDATE SET n = n + 1", (day, name))
+        fd = posix.open(f"{self.dir}/{TALLY[name]}-{day}", posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT, 0o660)
+        try:
+            posix.write(fd, b".")
+        finally:
+            posix.close(fd)
 
-    def _hit_tallies(self) -> dict:
-        """{day: path} of the hit tally files."""
-        return {name[5:]: f"{self.dir}/{name}" for name in posix.listdir(self.dir) if name.startswith("hits-")}
+    def _tallies(self) -> dict:
+        """{(kind, day): path} of the tally files ("hit" or "miss")."""
+        found = {}
+        for name in posix.listdir(self.dir):
+            prefix, _, day = name.partition("-")
+            kind = TALLY_KIND.get(prefix)
+            if kind and day:
+                found[kind, day] = f"{self.dir}/{name}"
+        return found
 
     def counts(self, first_day: str) -> tuple:
-        """({day: hits}, {day: misses}) from first_day (YYYY-MM-DD) on."""
-        hits = {day: posix.stat(path).st_size for day, path in self._hit_tallies().items() if day >= first_day}
-        misses = dict(self.db.execute("SELECT day, n FROM stats WHERE name = 'miss' AND day >= ?",
-                                      (first_day,)).fetchall())
-        return hits, misses
+        """({day: hits}, {day: misses}) from first_day (YYYY-MM-DD) on. Misses counted in
+        SQLite (before 1.3) are added to the tallies."""
+        counted: dict = {"hit": {}, "miss": {}}
+        for (kind, day), path in self._tallies().items():
+            if day >= first_day:
+                counted[kind][day] = posix.stat(path).st_size
+        for day, n in self.db.execute("SELECT day, n FROM stats WHERE name = 'miss' AND day >= ?", (first_day,)):
+            counted["miss"][day] = counted["miss"].get(day, 0) + n
+        return counted["hit"], counted["miss"]
 
     def prune_counts(self, first_day: str) -> None:
         """Forget hit and miss counts from before first_day."""
         self.db.execute("DELETE FROM stats WHERE day < ?", (first_day,))
-        for day, path in self._hit_tallies().items():
+        for (_, day), path in self._tallies().items():
             if day < first_day:
                 posix.unlink(path)
 
@@ -165,17 +180,123 @@ class State:
     def defer(self, source: dict, deferred: bool = True) -> None:
         """Keep the alert until its IP is looked up. `deferred`: it waits for the budget or
         VirusTotal (its enrichment will say so), not merely for the worker."""
+        self._insert_pending(source, deferred, time.time())
+        self._cap_pending()
+
+    def _insert_pending(self, source: dict, deferred: bool, queued_at: float) -> None:
         kept = dict(source)
         if len(kept["full_log"]) > PENDING_LOG_MAX:     # marked as wazuh.encode_message marks a cut
             kept["full_log"] = kept["full_log"][:PENDING_LOG_MAX] + " [truncated]"
         key = f"{source['ip']}|{source['alert_id']}" if source["alert_id"] else None
         self.db.execute("INSERT OR IGNORE INTO pending(ip, source, queued_at, alert_key, deferred) "
-                        "VALUES (?, ?, ?, ?, ?)", (source["ip"], json_dumps(kept), time.time(), key, int(deferred)))
+                        "VALUES (?, ?, ?, ?, ?)", (source["ip"], json_dumps(kept), queued_at, key, int(deferred)))
+
+    def _cap_pending(self) -> None:
         excess = self.db.execute("SELECT COUNT(*) FROM pending").fetchone()[0] - PENDING_MAX
         if excess > 0:
             self.db.execute("DELETE FROM pending WHERE id IN "
                             "(SELECT id FROM pending ORDER BY id LIMIT ?)", (excess,))
             self.log.warning(f"pending queue full: dropped the {excess} oldest deferred alert(s)")
+
+    # -- the queue: alerts a run hands to the lookup worker
+    def enqueue(self, source: dict, deferred: bool) -> None:
+        """Queue an alert for the lookup worker without writing SQLite: integratord waits for
+        the run, and a SQLite commit waits for the disk (fsyncs). One file in queue/, written
+        under a hidden name and renamed, so a reader never sees part of one. Like the alerts
+        integratord itself reads from alerts.json, it survives the run, a killed worker and a
+        restart, not a power cut in the seconds before the kernel writes it out. OSError if
+        it cannot be written; nothing is left behind then."""
+        name = f"{time.time_ns():020d}-{posix.getpid()}.json"
+        hidden = f"{self.queue_dir}/.{name}"
+        data = json_dumps({"source": source, "deferred": deferred}).encode()
+        flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL
+        try:
+            fd = posix.open(hidden, flags, 0o660)
+        except FileNotFoundError:
+            try:
+                posix.mkdir(self.queue_dir, 0o770)
+            except FileExistsError:
+                pass
+            fd = posix.open(hidden, flags, 0o660)
+        try:
+            try:
+                while data:
+                    data = data[posix.write(fd, data):]
+            finally:
+                posix.close(fd)
+            posix.rename(hidden, f"{self.queue_dir}/{name}")
+        except BaseException:
+            try:
+                posix.unlink(hidden)
+            except OSError:
+                pass
+            raise
+
+    def queued(self, hidden: bool = False) -> list:
+        """The names of the queue's files (as enqueue names them), oldest first; `hidden`:
+        those still being written (or left by a run killed while writing one)."""
+        try:
+            names = posix.listdir(self.queue_dir)
+        except FileNotFoundError:
+            return []
+        if hidden:
+            names = [name[1:] for name in names if name.startswith(".")]
+        return sorted(name for name in names if name[:20].isdigit() and name[20:21] == "-" and name.endswith(".json"))
+
+    def take_queue(self) -> int:
+        """Move the queue's files into the pending table, in one transaction, then remove them;
+        how many alerts were taken. Each name taken is kept in that transaction (for a day), so
+        a file left by a reader killed before removing it is removed, never taken twice."""
+        # A hidden file an hour old belongs to a run killed while writing it: never renamed,
+        # so never an alert a run reported queued.
+        stale = f"{time.time_ns() - 3600 * 10**9:020d}"
+        done = [f".{name}" for name in self.queued(hidden=True) if name < stale]
+        names, taken = self.queued(), 0
+        if names:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for name in names:
+                    if not self.db.execute("SELECT 1 FROM taken WHERE name = ?", (name,)).fetchone():
+                        source = self._queue_file(name)
+                        if source is None:
+                            continue                   # another reader took and removed it
+                        if source:
+                            deferred = source.pop("deferred")
+                            self._insert_pending(source, deferred, queued_at(name))
+                            taken += 1
+                        self.db.execute("INSERT INTO taken(name) VALUES (?)", (name,))
+                    done.append(name)                  # (taken before: the file not yet removed)
+                self._cap_pending()
+                forget = f"{time.time_ns() - TAKEN_DAYS * 86400 * 10**9:020d}"
+                self.db.execute("DELETE FROM taken WHERE name < ?", (forget,))
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+        for name in done:
+            try:
+                posix.unlink(f"{self.queue_dir}/{name}")
+            except FileNotFoundError:
+                pass
+        return taken
+
+    def _queue_file(self, name: str) -> dict | None:
+        """The alert source of a queue file with its "deferred"; None if the file is gone, {}
+        if it cannot be read (logged: only the script writes there, and never part of a file,
+        so this cannot happen, but such a file is not kept forever if it does)."""
+        try:
+            with open(f"{self.queue_dir}/{name}", "rb") as fh:
+                record = json_loads(fh.read().decode("utf-8", "replace"))
+            source = dict(record["source"], deferred=bool(record["deferred"]))
+            if not all(isinstance(source.get(key), str) for key in ("ip", "full_log", "alert_id")):
+                raise ValueError("not an alert source")
+            return source
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            self.log.error(f"queue file {name} is unreadable ({type(exc).__name__}); removed")
+            return {}
 
     def pending_for(self, ip: str, slot: int | None = None) -> list:
         """(id, source, deferred) of the alerts waiting for `ip`: all of them, or only those
@@ -229,8 +350,13 @@ class State:
         return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM pending").fetchone()[0]
 
     def pending_summary(self) -> tuple:
-        """(deferred alerts, queued_at of the oldest or None)."""
-        return tuple(self.db.execute("SELECT COUNT(*), MIN(queued_at) FROM pending").fetchone())
+        """(alerts waiting, queued_at of the oldest or None): the pending table and the queue."""
+        count, oldest = self.db.execute("SELECT COUNT(*), MIN(queued_at) FROM pending").fetchone()
+        names = self.queued()
+        if names:
+            first = queued_at(names[0])
+            count, oldest = count + len(names), first if oldest is None else min(oldest, first)
+        return count, oldest
 
     def done(self, row_id: int) -> None:
         self.db.execute("DELETE FROM pending WHERE id = ?", (row_id,))
@@ -261,6 +387,11 @@ class State:
             posix.close(fd)
             raise
         return fd
+
+
+def queued_at(name: str) -> float:
+    """When a queue file was written, from its name (State.enqueue)."""
+    return int(name[:20]) / 1e9
 
 
 def open_state(home: str, log) -> State | None:

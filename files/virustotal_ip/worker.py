@@ -2,9 +2,10 @@
 """The lookup worker: cache misses looked up outside integratord's call.
 
 wazuh-integratord runs every integration one at a time and waits for each with no timeout,
-so a run of the script must never wait on VirusTotal. On a miss the run queues the alert in
-the pending store (state.py) and starts a worker if a worker slot is free (start()); the
-worker looks the queued addresses up within the budget and delivers each verdict, then
+so a run of the script must never wait on VirusTotal, nor on the disk. On a miss the run
+queues the alert (a file in the state's queue/, state.enqueue) and starts a worker if a
+worker slot is free (start()); the worker moves the queue into the pending store (SQLite),
+looks the queued addresses up within the budget and delivers each verdict, then
 exits when nothing is left that it may look up now. `--drain` (every minute) runs the same
 loop in the foreground: the safety net for a worker killed mid-way, whose alerts are still
 pending.
@@ -208,6 +209,7 @@ def work(slot: int, lock_fd: int, state: st.State, lookup_for, out, log, until: 
                 if left is not None and left < 1:
                     last = state.last_pending_id()
                     break
+                state.take_queue()
                 ip, last = state.claim(slot)
                 if ip is None:
                     break
@@ -226,7 +228,8 @@ def work(slot: int, lock_fd: int, state: st.State, lookup_for, out, log, until: 
         # A run that queued an alert while this slot was still held started no worker:
         # look again now that the slot is free, and take it back if there is something new
         # (--drain, within its time).
-        if last is None or state.last_pending_id() <= last or (until is not None and until - time.monotonic() < 1):
+        if (last is None or (state.last_pending_id() <= last and not state.queued())
+                or (until is not None and until - time.monotonic() < 1)):
             break
         lock_fd = state.lock(lock_name(slot), blocking=False)
         if lock_fd is None:

@@ -42,7 +42,7 @@ def test_quota_outage_sends_one_error_event_and_defers_every_alert(home, vt, cod
     assert [r.messages for r in later] == [[], []]
     assert [r.rc for r in later] == [0, 0]
     assert len(vt.requests) == 1                 # no request while the quota is out
-    assert home.sql("SELECT COUNT(*) FROM pending") == [(3,)]
+    assert len(home.waiting()) == 3
     assert "VirusTotal quota exceeded; no requests until" in later[0].log
 
 
@@ -86,7 +86,7 @@ def test_drain_sends_deferred_enrichments_after_the_outage(home, vt):
     events = [msg["virustotal_ip"] for _, msg in r.events()]
     assert [(e["source"]["alert_id"], e["verdict"], e["deferred"]) for e in events] == [
         ("9.0", "malicious", True), ("9.1", "malicious", True), ("9.2", "unknown", True)]
-    assert home.sql("SELECT COUNT(*) FROM pending") == [(0,)]
+    assert len(home.waiting()) == 0
     assert "--drain: sent 3, 0 still pending" in r.log
     assert [p for p in vt.paths()[1:]] == ["/api/v3/ip_addresses/64.62.197.132",
                                            "/api/v3/ip_addresses/108.157.98.17",
@@ -210,10 +210,20 @@ def test_drain_forgets_hit_and_miss_counts_older_than_30_days(home, vt):
     home.run(alert("64.62.197.132", "6.2"))
     state = home.db_path.parent
     (state / "hits-2000-01-01").write_bytes(b"." * 5)
-    home.sql("INSERT INTO stats(day, name, n) VALUES ('2000-01-01', 'miss', 7)")
-    # old days never count: today's one hit and one miss only, not 6 hits and 8 misses
+    (state / "misses-2000-01-01").write_bytes(b"." * 3)
+    home.sql("INSERT INTO stats(day, name, n) VALUES ('2000-01-01', 'miss', 7)")   # as 1.2 counted
+    # old days never count: today's one hit and one miss only, not 6 hits and 11 misses
     assert "50.0% (1 hits, 1 misses in 30 days; today 1/1)" in home.cli("--status").stdout
     assert home.cli("--drain").rc == 0
-    assert not (state / "hits-2000-01-01").exists()
+    assert not (state / "hits-2000-01-01").exists() and not (state / "misses-2000-01-01").exists()
     assert home.sql("SELECT day FROM stats WHERE day < '2001'") == []
     assert "50.0% (1 hits, 1 misses in 30 days; today 1/1)" in home.cli("--status").stdout
+
+
+def test_misses_are_tallied_in_a_file_and_those_an_older_version_counted_in_sqlite_still_count(home, vt):
+    home.run(alert("64.62.197.132", "7.1"))
+    home.run(alert("64.62.197.132", "7.2"))
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    assert (home.db_path.parent / f"misses-{today}").read_bytes() == b"."     # not a SQLite write
+    home.sql("INSERT INTO stats(day, name, n) VALUES (?, 'miss', 2)", (today,))   # as 1.2 counted
+    assert "25.0% (1 hits, 3 misses in 30 days; today 1/3)" in home.cli("--status").stdout

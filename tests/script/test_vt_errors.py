@@ -30,7 +30,7 @@ def test_permanent_vt_errors_become_one_error_event_without_retry(home, vt, stat
     assert e == {"error": expected, "description": "nope",
                  "source": {"alert_id": "1753101678.8211", "rule": "100003", "ip": "64.62.197.132"}}
     assert len(vt.requests) == 1
-    assert home.sql("SELECT COUNT(*) FROM pending") == [(0,)]
+    assert len(home.waiting()) == 0
 
 
 def test_wrong_api_key_is_reported_as_vt_reports_it(home, vt):
@@ -58,7 +58,7 @@ def test_server_errors_are_retried_then_reported_and_deferred(home, vt, status, 
     e = only_event(home.run(timeout=5, retries=2))
     assert e["error"] == code
     assert len(vt.requests) == 3          # retries + 1
-    assert home.sql("SELECT ip FROM pending") == [("64.62.197.132",)]
+    assert [ip for ip, _, _ in home.waiting()] == ["64.62.197.132"]
 
 
 def test_html_error_page_is_reported_with_its_http_status(home, vt):
@@ -134,7 +134,7 @@ def test_vt_that_never_finishes_answering_ends_the_run_within_the_bound(home, vt
     e = only_event(r)
     assert e["error"] == "Timeout"
     assert r.elapsed <= 1 * (1 + 1) + 2, r.elapsed
-    assert home.sql("SELECT ip FROM pending") == [("64.62.197.132",)]
+    assert [ip for ip, _, _ in home.waiting()] == ["64.62.197.132"]
 
 
 @pytest.mark.parametrize("mode", ["inline", "worker"])
@@ -146,7 +146,7 @@ def test_missing_queue_socket_exits_3_and_keeps_the_result_for_drain(home, vt, m
     r = home.run()
     assert (r.rc, r.stderr) == (3 if mode == "inline" else 0, "")
     assert "is missing (is wazuh-analysisd running?)" in r.log
-    assert home.sql("SELECT ip FROM pending") == [("64.62.197.132",)]
+    assert [ip for ip, _, _ in home.waiting()] == ["64.62.197.132"]
     home.open_queue()
     r = home.cli("--drain")
     assert r.rc == 0
@@ -164,7 +164,7 @@ def test_an_error_event_analysisd_did_not_take_exits_3_and_is_not_kept(home, vt,
     r = home.run(api_key="not-the-key")
     assert (r.rc, r.stderr) == (3 if mode == "inline" else 0, "")
     assert "WrongCredentialsError" in r.log and "is missing (is wazuh-analysisd running?)" in r.log
-    assert home.sql("SELECT ip FROM pending") == []
+    assert home.waiting() == []
 
 
 @pytest.mark.parametrize("mode", ["inline", "worker"])

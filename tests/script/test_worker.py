@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -40,7 +41,7 @@ def test_a_miss_ends_the_run_before_virustotal_answers_and_the_worker_sends_the_
     [e] = sent(home)
     assert (e["verdict"], e["cached"], "deferred" in e, e["source"]["alert_id"]) == (
         "malicious", False, False, "1753101678.8211")
-    assert home.sql("SELECT COUNT(*) FROM pending") == [(0,)]
+    assert len(home.waiting()) == 0
     assert vt.paths() == ["/api/v3/ip_addresses/64.62.197.132"]
 
 
@@ -89,7 +90,7 @@ def test_a_worker_killed_mid_lookup_loses_nothing_and_drain_sends_the_alert_once
     vt.release()
     r = home.cli("--drain")
     assert [(e["source"]["alert_id"], e["verdict"]) for e in r.enrichments()] == [("1753101678.8211", "malicious")]
-    assert home.sql("SELECT COUNT(*) FROM pending") == [(0,)]
+    assert len(home.waiting()) == 0
     assert home.cli("--drain").messages == []
 
 
@@ -109,7 +110,7 @@ def test_a_dead_workers_alerts_are_taken_over_by_a_worker_on_another_slot(home, 
     home.run(alert("93.184.216.34", "2.2"), wait=False)   # its worker gets slot 0, reaps slot 1's claims
     home.wait_workers()
     assert sorted(e["source"]["alert_id"] for e in sent(home)) == ["2.1", "2.2"]
-    assert home.sql("SELECT COUNT(*) FROM pending") == [(0,)]
+    assert len(home.waiting()) == 0
 
 
 def test_a_virustotal_that_does_not_answer_opens_the_breaker_after_one_timeout(home, vt):
@@ -120,7 +121,7 @@ def test_a_virustotal_that_does_not_answer_opens_the_breaker_after_one_timeout(h
     r = home.run(alert("108.157.98.17", "3.2"), timeout=1, retries=0)
     assert r.messages == [] and "VirusTotal did not answer" in r.log   # not asked again: no 1 s wait
     assert len(vt.requests) == 1
-    assert home.sql("SELECT ip, deferred FROM pending ORDER BY id") == [("64.62.197.132", 1), ("108.157.98.17", 1)]
+    assert [(ip, deferred) for ip, deferred, _ in home.waiting()] == [("64.62.197.132", 1), ("108.157.98.17", 1)]
     [(until,)] = home.sql("SELECT value FROM state WHERE key = 'quota_until'")
     assert 55 < float(until) - time.time() <= 60
     vt.behaviour.clear()
@@ -148,7 +149,7 @@ def test_runs_racing_for_new_addresses_send_each_alert_once_with_at_most_lookup_
     assert sorted(e["source"]["alert_id"] for e in events) == sorted(f"4.{n}" for n in range(len(procs)))
     assert sorted(vt.paths()) == sorted(f"/api/v3/ip_addresses/{ip}" for ip in ips)   # one request each
     assert vt.most_in_flight <= 2
-    assert home.sql("SELECT COUNT(*) FROM pending") == [(0,)]
+    assert len(home.waiting()) == 0
 
 
 def test_a_per_minute_budget_below_lookup_parallel_bounds_the_workers(home, vt):
@@ -162,7 +163,7 @@ def test_a_per_minute_budget_below_lookup_parallel_bounds_the_workers(home, vt):
     vt.release()
     home.wait_workers()
     assert len(vt.requests) == 1                 # the second waits for the next minute's budget
-    assert home.sql("SELECT ip, deferred FROM pending") == [("108.157.98.17", 1)]
+    assert [(ip, deferred) for ip, deferred, _ in home.waiting()] == [("108.157.98.17", 1)]
 
 
 def test_busy_worker_slots_never_hold_the_run_and_the_alert_waits_for_drain(home, vt):
@@ -174,7 +175,7 @@ def test_busy_worker_slots_never_hold_the_run_and_the_alert_waits_for_drain(home
             fcntl.flock(fd, fcntl.LOCK_EX)
         r = home.run(wait=False)
         assert (r.rc, r.messages) == (0, [])
-        assert home.sql("SELECT ip FROM pending") == [("64.62.197.132",)]
+        assert [ip for ip, _, _ in home.waiting()] == ["64.62.197.132"]
     finally:
         for fd in fds:
             os.close(fd)
@@ -239,10 +240,10 @@ def test_an_alert_the_full_disk_cannot_remove_from_the_store_is_not_sent_until_i
     vt.release()                                # the worker gets its answer, on a full disk
     home.wait_workers()
     assert sent(home) == []
-    assert home.sql("SELECT ip FROM pending") == [("64.62.197.132",)]
+    assert [ip for ip, _, _ in home.waiting()] == ["64.62.197.132"]
     (full_state_disk / "filler").unlink()
     assert [e["source"]["alert_id"] for e in home.cli("--drain").enrichments()] == ["1753101678.8211"]
-    assert home.cli("--drain").messages == [] and home.sql("SELECT COUNT(*) FROM pending") == [(0,)]
+    assert home.cli("--drain").messages == [] and len(home.waiting()) == 0
 
 
 def test_while_the_budget_is_spent_a_miss_is_deferred_by_the_run_and_starts_no_worker(home, vt):
@@ -252,4 +253,76 @@ def test_while_the_budget_is_spent_a_miss_is_deferred_by_the_run_and_starts_no_w
     assert r.messages == [] and len(vt.requests) == 1
     assert "deferred lookup of 108.157.98.17 for alert \"8.2\": rate_limit_per_minute=1 reached" in r.log
     assert "lookup worker" not in r.log                        # none started, so none stopped
-    assert home.sql("SELECT ip, deferred, slot FROM pending") == [("108.157.98.17", 1, None)]
+    assert home.waiting() == [("108.157.98.17", 1, None)]
+
+
+def test_a_miss_writes_no_sqlite_so_a_writer_holding_the_store_never_holds_the_run(home, vt):
+    """The run queues its alert as a file (state.enqueue): a SQLite commit would wait for the
+    disk's fsyncs and for any other writer, here a transaction that stays open."""
+    home.config({"api_url": vt.url, "api_key": API_KEY})
+    home.run(alert("64.62.197.132", "11.1"))
+    sent(home)
+    with contextlib.closing(sqlite3.connect(home.db_path, isolation_level=None)) as db:
+        db.execute("BEGIN IMMEDIATE")            # the store's write lock, held
+        r = home.run(alert("108.157.98.17", "11.2"), wait=False)
+        assert (r.rc, r.messages) == (0, [])
+        assert "cannot" not in r.log and "locked" not in r.log, r.log
+        assert home.waiting() == [("108.157.98.17", 0, None)]     # queued, as a file
+        db.execute("COMMIT")
+    home.wait_workers()
+    # The worker may have waited out the lock or given up on it: the alert is sent once either way.
+    verdicts = [e["source"]["alert_id"] for e in sent(home)] + [
+        e["source"]["alert_id"] for e in home.cli("--drain").enrichments()]
+    assert verdicts == ["11.2"] and home.waiting() == []
+
+
+def quota_out_with_one_queued(home, vt) -> Path:
+    """VirusTotal's quota out for a minute; alert 12.2 from a new address queued meanwhile (a
+    file, deferred). That file."""
+    home.config({"api_url": vt.url, "api_key": API_KEY})
+    home.run(alert("108.157.98.17", "12.1"))
+    sent(home)
+    home.sql("INSERT OR REPLACE INTO state(key, value) VALUES ('quota_until', ?)", (str(time.time() + 60),))
+    home.run(alert("64.62.197.132", "12.2"))
+    [queued] = (home.db_path.parent / "queue").glob("*.json")
+    return queued
+
+
+def quota_back(home) -> None:
+    home.sql("UPDATE state SET value = ? WHERE key = 'quota_until'", (str(time.time() - 1),))
+
+
+def test_a_queue_file_left_behind_after_it_was_taken_is_removed_not_sent_twice(home, vt):
+    queued = quota_out_with_one_queued(home, vt)
+    kept = queued.read_bytes()
+    quota_back(home)
+    assert [e["source"]["alert_id"] for e in home.cli("--drain").enrichments()] == ["12.2"]
+    assert not queued.exists()
+    queued.write_bytes(kept)      # as if the reader that took it had been killed before removing it
+    r = home.cli("--drain")
+    assert (r.rc, r.messages) == (0, [])
+    assert not queued.exists() and home.waiting() == []
+
+
+def test_an_unreadable_queue_file_is_reported_and_removed_and_the_others_are_sent(home, vt):
+    queued = quota_out_with_one_queued(home, vt)
+    broken = queued.with_name(f"{queued.name[:20]}-1.json")
+    broken.write_bytes(b'{"source": {"ip": "93.184.216.34", "full_l')
+    quota_back(home)
+    r = home.cli("--drain")
+    assert [e["source"]["alert_id"] for e in r.enrichments()] == ["12.2"]
+    assert f"queue file {broken.name} is unreadable (JSONDecodeError); removed" in r.log
+    assert not broken.exists() and home.waiting() == []
+
+
+def test_a_queue_file_a_killed_run_left_half_written_is_removed_after_an_hour_and_never_sent(home, vt):
+    queued = quota_out_with_one_queued(home, vt)
+    hour_ago = f"{time.time_ns() - 3601 * 10**9:020d}"
+    old = queued.with_name(f".{hour_ago}-1.json")            # hidden: never renamed into the queue
+    recent = queued.with_name(f".{queued.name}")              # a run still writing it
+    for path in (old, recent):
+        path.write_bytes(b'{"source": {"ip": "93.184.216.34", "full_l')
+    quota_back(home)
+    r = home.cli("--drain")
+    assert [e["source"]["alert_id"] for e in r.enrichments()] == ["12.2"] and "unreadable" not in r.log
+    assert not old.exists() and recent.exists()
