@@ -55,9 +55,24 @@ collection: $(STAMP) ## the tarball to publish, into build/: make collection REP
 	    $(if $(DOCUMENTATION),--documentation "$(DOCUMENTATION)") $(if $(ISSUES),--issues "$(ISSUES)") \
 	    $(if $(HOMEPAGE),--homepage "$(HOMEPAGE)")
 
+# The images as targets: the current version is verified while an older one builds (build.sh
+# holds its one-build-at-a-time lock for the build only).
+WAZUH_NEWEST := $(firstword $(WAZUH_VERSIONS))
+OLDER_IMAGES := $(addprefix image-,$(wordlist 2,99,$(WAZUH_VERSIONS)))
+IMAGE_TARGETS := image-verify $(OLDER_IMAGES)
+HAVE_DOCKER = $(shell docker info >/dev/null 2>&1 && echo yes)
+
 images: $(STAMP) ## build and verify the images of every Wazuh version in sources.lock (cached ones are checked, not rebuilt)
-	if docker info >/dev/null 2>&1; then for v in $(WAZUH_VERSIONS); do tests/images/wazuh-src/build.sh $$v || exit 1; done; \
+	@if [ -n "$(HAVE_DOCKER)" ]; then $(MAKE) --no-print-directory --jobs=2 $(IMAGE_TARGETS); \
 	else echo "make images: no Docker engine answers; the tests that need one fail under CI=true, else skip saying so"; fi
+
+image-%: $(STAMP)
+	tests/images/wazuh-src/build.sh --no-verify $*
+
+image-verify: image-$(WAZUH_NEWEST)
+	tests/images/wazuh-src/build.sh --verify-only $(WAZUH_NEWEST)
+
+$(OLDER_IMAGES): image-$(WAZUH_NEWEST)
 
 pytest: $(STAMP) images ## pytest: the integration (under every Python found), the role, molecule, on Wazuh's own daemons
 	tests/script-pythons/make-venvs.sh
@@ -68,7 +83,7 @@ pytest: $(STAMP) images ## pytest: the integration (under every Python found), t
 # core, the compiler on two): side by side they save minutes on a fresh machine. Each one's
 # output is printed whole when it ends.
 test: $(STAMP) ## every test: lint beside the image builds, then pytest
-	$(MAKE) --no-print-directory --jobs=2 --output-sync=target lint images
+	$(MAKE) --no-print-directory --jobs=3 --output-sync=target lint $(if $(HAVE_DOCKER),$(IMAGE_TARGETS))
 	$(MAKE) --no-print-directory pytest
 
 settings: $(STAMP) ## write the role's defaults, specs, ranges and the docs' tables from files/virustotal_ip/settings.py

@@ -47,6 +47,21 @@ def test_a_folder_without_the_pinned_archives_stops_the_build_saying_what_it_nee
     assert r.returncode != 0 and named and named.group(1) in {file for file, _sum, _commit in pins().values()}
 
 
+def test_an_unknown_option_is_refused_with_the_usage():
+    r = subprocess.run([str(BUILD), "--verify", WAZUH_VERSION], capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode != 0
+    assert "unknown option --verify (build.sh [--no-verify | --verify-only] [VERSION])" in r.stderr
+
+
+def test_verify_only_of_an_older_version_has_nothing_to_verify_and_reads_no_sources(tmp_path):
+    """Only the current version is verified (an older one is proven end to end by molecule);
+    --verify-only never reads the sources, so an empty folder of them changes nothing."""
+    r = subprocess.run([str(BUILD), "--verify-only", WAZUH_OLDEST_VERSION], env={
+        "PATH": "/usr/bin:/bin", "WAZUH_SOURCES": str(tmp_path), "HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=60, check=False)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+
+
 def test_an_unpinned_version_is_refused_with_the_versions_there_are(tmp_path):
     r = build(tmp_path, "4.9.9")
     assert r.returncode != 0 and "no pinned sources for Wazuh 4.9.9" in r.stderr and WAZUH_VERSION in r.stderr

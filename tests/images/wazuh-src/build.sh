@@ -3,7 +3,12 @@
 # localhost/wazuh-agent-src:VERSION: Wazuh's own daemons compiled from Wazuh's source
 # (make wazuh-image [WAZUH_VERSION=<another version in sources.lock>]).
 #
-#   build.sh [VERSION]          VERSION: a Wazuh version pinned in sources.lock (default: its first)
+#   build.sh [--no-verify | --verify-only] [VERSION]
+#                               VERSION: a Wazuh version pinned in sources.lock (default: its first)
+#
+# --no-verify builds (or finds cached) and stops; --verify-only verifies what is built. make
+# images runs them apart, so that an older version builds while the current one is verified:
+# only the build holds the one-build-at-a-time lock.
 #
 # The Debian release is the version's: 4.8 and later link Wazuh's C++ router (wazuh-db,
 # remoted), which needs trixie's flatbuffers and cpp-httplib; 4.7 builds on bookworm.
@@ -25,6 +30,12 @@ repo=$(cd "$here/../../.." && pwd)
 
 # sources.lock is the one place the Wazuh versions are written: the first is the current one.
 newest=$(awk '$1 == "wazuh" {print $2; exit}' "$here/sources.lock")
+steps=build,verify
+case ${1:-} in
+    --no-verify) steps=build; shift ;;
+    --verify-only) steps=verify; shift ;;
+    -*) die "unknown option $1 (build.sh [--no-verify | --verify-only] [VERSION])" ;;
+esac
 version=${1:-${WAZUH_VERSION:-$newest}}
 image=localhost/wazuh-manager-src:$version
 agent_image=localhost/wazuh-agent-src:$version
@@ -78,55 +89,61 @@ from_upstream() {
 
 [ -n "$(pin wazuh "$version")" ] || die "no pinned sources for Wazuh $version (sources.lock has: $(awk '$1 == "wazuh" {printf "%s ", $2}' "$here/sources.lock"))"
 
-sources=${WAZUH_SOURCES:-}
-if [ -z "$sources" ] && [ -d "$repo/../shared/third_party" ]; then
-    sources=$repo/../shared/third_party
-fi
-[ "$sources" = upstream ] && sources=""      # WAZUH_SOURCES=upstream: fetch even where a folder exists
-
-ctx=$(mktemp -d /tmp/vtip-wazuh-src.XXXXXX)
-trap 'rm -rf "$ctx"' EXIT
-mkdir -p "$ctx/sources"
-# Wazuh at $version, and every other pinned source (each at its one pinned version); the
-# sources published as files first (a download checked by its checksum before any git fetch).
-deps=()
-while read -r dep; do deps+=("$dep"); done < <(awk '!/^#/ && NF && $1 != "wazuh" && $6 == "-" {print $1, $2}' "$here/sources.lock")
-deps+=("wazuh $version")
-while read -r dep; do deps+=("$dep"); done < <(awk '!/^#/ && NF && $1 != "wazuh" && $6 != "-" {print $1, $2}' "$here/sources.lock")
-for dep in "${deps[@]}"; do
-    # flatbuffers is for the router, which 4.7 (built on bookworm) does not have
-    read -r name pinned <<<"$dep"
-    [ "$suite" = bookworm ] && [ "$name" = flatbuffers ] && continue
-    read -r file sum url tag commit <<<"$(pin "$name" "$pinned")"
-    if [ -n "$sources" ]; then
-        from_folder "$sources" "$file" "$sum"
-    else
-        from_upstream "$name" "$file" "$url" "$tag" "$commit" "$sum"
+if [ "$steps" != verify ]; then
+    sources=${WAZUH_SOURCES:-}
+    if [ -z "$sources" ] && [ -d "$repo/../shared/third_party" ]; then
+        sources=$repo/../shared/third_party
     fi
-done
-echo "build.sh: sources verified (${sources:-fetched from upstream})"
+    [ "$sources" = upstream ] && sources=""      # WAZUH_SOURCES=upstream: fetch even where a folder exists
 
-need_docker
-lock_builds
-ensure_base "$suite"
-cp -r "$here/Dockerfile" "$here/deps.sh" "$here/compile.sh" "$here/install.sh" "$here/README.md" "$here/init" \
-    "$here/bin" "$here/patches" "$ctx/"
-build_image() {   # build_image TARGET NAME: one stage of the Dockerfile, tagged NAME
-    local start
-    start=$(date +%s)
-    docker build --force-rm --network host --target "$1" --tag "$2" --build-arg BASE="$(base_image "$suite")" \
-        --build-arg WAZUH_VERSION="$version" "$ctx" >"$ctx.log" 2>&1 \
-        || { tail -40 "$ctx.log" >&2; rm -f "$ctx.log"; die "docker build of $2 failed (above: its last lines)"; }
-    rm -f "$ctx.log"
-    echo "build.sh: $2 built in $(( $(date +%s) - start )) s (Wazuh $version from source, Debian $suite)"
-}
-build_image manager "$image"
+    ctx=$(mktemp -d /tmp/vtip-wazuh-src.XXXXXX)
+    trap 'rm -rf "$ctx"' EXIT
+    mkdir -p "$ctx/sources"
+    # Wazuh at $version, and every other pinned source (each at its one pinned version); the
+    # sources published as files first (a download checked by its checksum before any git fetch).
+    deps=()
+    while read -r dep; do deps+=("$dep"); done < <(awk '!/^#/ && NF && $1 != "wazuh" && $6 == "-" {print $1, $2}' "$here/sources.lock")
+    deps+=("wazuh $version")
+    while read -r dep; do deps+=("$dep"); done < <(awk '!/^#/ && NF && $1 != "wazuh" && $6 != "-" {print $1, $2}' "$here/sources.lock")
+    for dep in "${deps[@]}"; do
+        # flatbuffers is for the router, which 4.7 (built on bookworm) does not have
+        read -r name pinned <<<"$dep"
+        [ "$suite" = bookworm ] && [ "$name" = flatbuffers ] && continue
+        read -r file sum url tag commit <<<"$(pin "$name" "$pinned")"
+        if [ -n "$sources" ]; then
+            from_folder "$sources" "$file" "$sum"
+        else
+            from_upstream "$name" "$file" "$url" "$tag" "$commit" "$sum"
+        fi
+    done
+    echo "build.sh: sources verified (${sources:-fetched from upstream})"
 
-# The agent and the verification: for the current version (an older one is proven end to end
-# by molecule, on its own).
+    need_docker
+    lock_builds
+    ensure_base "$suite"
+    cp -r "$here/Dockerfile" "$here/deps.sh" "$here/compile.sh" "$here/install.sh" "$here/README.md" "$here/init" \
+        "$here/bin" "$here/patches" "$ctx/"
+    build_image() {   # build_image TARGET NAME: one stage of the Dockerfile, tagged NAME
+        local start
+        start=$(date +%s)
+        docker build --force-rm --network host --target "$1" --tag "$2" --build-arg BASE="$(base_image "$suite")" \
+            --build-arg WAZUH_VERSION="$version" "$ctx" >"$ctx.log" 2>&1 \
+            || { tail -40 "$ctx.log" >&2; rm -f "$ctx.log"; die "docker build of $2 failed (above: its last lines)"; }
+        rm -f "$ctx.log"
+        echo "build.sh: $2 built in $(( $(date +%s) - start )) s (Wazuh $version from source, Debian $suite)"
+    }
+    build_image manager "$image"
+    # The agent, and below the verification: for the current version (an older one is proven end
+    # to end by molecule, on its own).
+    [ "$version" = "$newest" ] || exit 0
+    build_image agent "$agent_image"
+    exec 9>&-                   # the build lock: another version may build while this one is verified
+fi
+[ "$steps" != build ] || exit 0
 [ "$version" = "$newest" ] || exit 0
-build_image agent "$agent_image"
 [ -z "${VTIP_VERIFYING_IMAGE:-}" ] || exit 0        # the tests' own calls, while they verify it
+need_docker
+docker image inspect "$image" >/dev/null 2>&1 || die "no $image to verify: build it first (build.sh --no-verify $version)"
 python=$repo/.venv/bin/python
 [ -x "$python" ] || die "no $python to verify $image with: run make venv first"
 key=$( { docker image inspect -f '{{.Id}}' "$image"
@@ -134,21 +151,23 @@ key=$( { docker image inspect -f '{{.Id}}' "$image"
              tests/conftest.py tests/no_egress.py tests/vt_server.py files/virustotal_ip_rules.xml pyproject.toml
        } | sha256sum | cut -c1-32)
 stamp=${XDG_CACHE_HOME:-$HOME/.cache}/wazuh-virustotal-ip/verified/$key
+exec 8>"${TMPDIR:-/tmp}/vtip-image-verify.lock"     # one verification at a time, each once
+flock 8
 if [ -f "$stamp" ]; then
     echo "build.sh: $image verified before ($(cat "$stamp"))"
     exit 0
 fi
 echo "build.sh: verifying $image: tests/images/test_manager_interfaces.py"
 start=$(date +%s)
+log=$(mktemp /tmp/vtip-verify.XXXXXX)
+trap 'rm -rf "${ctx:-}" "$log"' EXIT       # (ctx: the build's context, when this run built)
 if ! (cd "$repo" && VTIP_VERIFYING_IMAGE=1 "$python" -m pytest -q -p no:cacheprovider \
-        tests/images/test_manager_interfaces.py >"$ctx.verify.log" 2>&1); then
-    tail -60 "$ctx.verify.log" >&2
-    rm -f "$ctx.verify.log"
+        tests/images/test_manager_interfaces.py >"$log" 2>&1); then
+    tail -60 "$log" >&2
     docker rmi "$image" >/dev/null 2>&1 || true
     die "$image failed the interface tests (above); it was untagged, so nothing uses it unverified"
 fi
-summary=$(grep -E '^[0-9]+ passed' "$ctx.verify.log" | tail -1)
-rm -f "$ctx.verify.log"
+summary=$(grep -E '^[0-9]+ passed' "$log" | tail -1)
 mkdir -p "$(dirname "$stamp")"
 echo "$summary, $(date -u +%FT%TZ)" >"$stamp"
 echo "build.sh: $image verified in $(( $(date +%s) - start )) s: $summary"
