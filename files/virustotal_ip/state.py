@@ -135,9 +135,8 @@ class State:
         """{(kind, day): path} of the tally files ("hit" or "miss")."""
         found = {}
         for name in posix.listdir(self.dir):
-            prefix, _, day = name.partition("-")
-            kind = TALLY_KIND.get(prefix)
-            if kind and day:
+            kind, day = TALLY_KIND.get(name.split("-", 1)[0]), name.split("-", 1)[-1]
+            if kind and day != name:
                 found[kind, day] = f"{self.dir}/{name}"
         return found
 
@@ -155,8 +154,8 @@ class State:
     def prune_counts(self, first_day: str) -> None:
         """Forget hit and miss counts from before first_day."""
         self.db.execute("DELETE FROM stats WHERE day < ?", (first_day,))
-        for (_, day), path in self._tallies().items():
-            if day < first_day:
+        for kind_day, path in self._tallies().items():
+            if kind_day[1] < first_day:
                 posix.unlink(path)
 
     # -- requests and the quota outage

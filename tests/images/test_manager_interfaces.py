@@ -127,7 +127,7 @@ def test_stop_and_start(manager):
 ], ids=["two-options", "level-17", "id-7-digits", "unknown-element", "unknown-attribute", "unknown-decoder",
         "static-field", "bad-regex", "malformed-xml"])
 def test_fatal_rule_mistakes_fail_t_and_restart_keeps_the_old_manager(manager, rule, error):
-    pids_before = manager.sh(f"ls {OSSEC}/var/run").stdout
+    pids_before = manager.pid_files()         # (not the .state files daemons write there later)
     manager.put(f"{OSSEC}/etc/rules/bad_rules.xml", f'<group name="test,">{rule}</group>', "0660", "wazuh:wazuh")
     t = manager.exec(f"{OSSEC}/bin/wazuh-analysisd", "-t")
     assert t.returncode != 0 and error in t.stderr.decode()
@@ -135,7 +135,7 @@ def test_fatal_rule_mistakes_fail_t_and_restart_keeps_the_old_manager(manager, r
     r = manager.control("restart")
     assert r.returncode == 1
     assert "wazuh-analysisd is running..." in manager.status()
-    assert manager.sh(f"ls {OSSEC}/var/run").stdout == pids_before      # the same daemons, never stopped
+    assert manager.pid_files() == pids_before                        # the same daemons, never stopped
 
 
 def test_duplicate_id_and_unknown_parent_are_warnings_only(manager):
