@@ -56,35 +56,40 @@ collection: $(STAMP) ## the tarball to publish, into build/: make collection REP
 	    $(if $(HOMEPAGE),--homepage "$(HOMEPAGE)")
 
 # The images as targets: the current version is verified while an older one builds (build.sh
-# holds its one-build-at-a-time lock for the build only).
+# holds its one-build-at-a-time lock for the build only). A build needs no venv; the
+# verification runs pytest.
 WAZUH_NEWEST := $(firstword $(WAZUH_VERSIONS))
 OLDER_IMAGES := $(addprefix image-,$(wordlist 2,99,$(WAZUH_VERSIONS)))
-IMAGE_TARGETS := image-verify $(OLDER_IMAGES)
 HAVE_DOCKER = $(shell docker info >/dev/null 2>&1 && echo yes)
 
 images: $(STAMP) ## build and verify the images of every Wazuh version in sources.lock (cached ones are checked, not rebuilt)
-	@if [ -n "$(HAVE_DOCKER)" ]; then $(MAKE) --no-print-directory --jobs=2 $(IMAGE_TARGETS); \
+	@if [ -n "$(HAVE_DOCKER)" ]; then $(MAKE) --no-print-directory --jobs=2 image-verify $(OLDER_IMAGES); \
 	else echo "make images: no Docker engine answers; the tests that need one fail under CI=true, else skip saying so"; fi
 
-image-%: $(STAMP)
+image-%:
 	tests/images/wazuh-src/build.sh --no-verify $*
 
-image-verify: image-$(WAZUH_NEWEST)
+image-verify: $(STAMP) image-$(WAZUH_NEWEST)
 	tests/images/wazuh-src/build.sh --verify-only $(WAZUH_NEWEST)
 
 $(OLDER_IMAGES): image-$(WAZUH_NEWEST)
 
-pytest: $(STAMP) images ## pytest: the integration (under every Python found), the role, molecule, on Wazuh's own daemons
-	tests/script-pythons/make-venvs.sh
-	tests/ansible-cores/make-venvs.sh
-	$(BIN)/python -m pytest
+define run-pytest
+tests/script-pythons/make-venvs.sh
+tests/ansible-cores/make-venvs.sh
+$(BIN)/python -m pytest
+endef
 
-# lint and the image builds share no file and wait on different things (the network and one
-# core, the compiler on two): side by side they save minutes on a fresh machine. Each one's
-# output is printed whole when it ends.
-test: $(STAMP) ## every test: lint beside the image builds, then pytest
-	$(MAKE) --no-print-directory --jobs=3 --output-sync=target lint $(if $(HAVE_DOCKER),$(IMAGE_TARGETS))
-	$(MAKE) --no-print-directory pytest
+pytest: $(STAMP) images ## pytest: the integration (under every Python found), the role, molecule, on Wazuh's own daemons
+	$(run-pytest)
+
+# On a fresh machine: the venv, lint and the current version's images side by side (they wait
+# on different things: the network and one core, the compiler on two; each one's output is
+# printed whole when it ends), then pytest. An older version's image is built by the test
+# that needs it (build.sh, which the tests call before using an image), beside the others.
+test: ## every test: lint beside the image builds, then pytest
+	$(MAKE) --no-print-directory --jobs=3 --output-sync=target lint $(if $(HAVE_DOCKER),image-verify)
+	$(run-pytest)
 
 settings: $(STAMP) ## write the role's defaults, specs, ranges and the docs' tables from files/virustotal_ip/settings.py
 	$(BIN)/python tests/generate_settings.py

@@ -15,9 +15,10 @@ need_docker() {
     docker info >/dev/null 2>&1 || die "no Docker engine answers (start dockerd, or run as a user in group docker)"
 }
 
-# One image build at a time: parallel test workers all ask for images.
-lock_builds() {
-    exec 9>"${TMPDIR:-/tmp}/vtip-image-build.lock"
+# One build of a version's images at a time: parallel test workers all ask for them. Builds of
+# two versions may run side by side (an older version's while the current one's is checked).
+lock_builds() {   # lock_builds VERSION
+    exec 9>"${TMPDIR:-/tmp}/vtip-image-build-$1.lock"
     flock 9
 }
 
@@ -33,6 +34,14 @@ apt_mirror() {
 ensure_base() {
     local suite=$1 image
     image=$(base_image "$suite")
+    docker image inspect "$image" >/dev/null 2>&1 && return 0
+    # one debootstrap of a suite at a time (two versions may share it); the lock goes with the
+    # subshell below
+    ( flock 8; make_base "$suite" "$image" ) 8>"${TMPDIR:-/tmp}/vtip-base-$suite.lock"
+}
+
+make_base() {   # make_base SUITE IMAGE: unless another build made it meanwhile
+    local suite=$1 image=$2
     docker image inspect "$image" >/dev/null 2>&1 && return 0
     command -v debootstrap >/dev/null || die "debootstrap is not installed (Debian: apt-get install debootstrap)"
     local mirror rootfs

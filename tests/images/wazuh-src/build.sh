@@ -8,7 +8,7 @@
 #
 # --no-verify builds (or finds cached) and stops; --verify-only verifies what is built. make
 # images runs them apart, so that an older version builds while the current one is verified:
-# only the build holds the one-build-at-a-time lock.
+# only the build holds the version's one-build-at-a-time lock.
 #
 # The Debian release is the version's: 4.8 and later link Wazuh's C++ router (wazuh-db,
 # remoted), which needs trixie's flatbuffers and cpp-httplib; 4.7 builds on bookworm.
@@ -119,7 +119,7 @@ if [ "$steps" != verify ]; then
     echo "build.sh: sources verified (${sources:-fetched from upstream})"
 
     need_docker
-    lock_builds
+    lock_builds "$version"
     ensure_base "$suite"
     cp -r "$here/Dockerfile" "$here/deps.sh" "$here/compile.sh" "$here/install.sh" "$here/README.md" "$here/init" \
         "$here/bin" "$here/patches" "$ctx/"
