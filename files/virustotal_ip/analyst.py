@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""The analyst and maintenance commands: --check IP, --status, --drain (see cli.py for usage).
+"""The analyst and maintenance commands: --check IP, --status, --drain, --stop-workers (see
+cli.py for usage).
 
 Run as root, they first become the owner of the state directory (user wazuh), so that the
 files they create stay usable by integratord's runs. Nothing is sent to Wazuh by --check and
@@ -118,6 +119,8 @@ def run_cli(args: list, home: str, started: float) -> int:
     mode.add_argument("--check", metavar="IP", help="look one IP up and print the verdict with its reasons")
     mode.add_argument("--status", action="store_true", help="cache, request, quota and pending figures")
     mode.add_argument("--drain", action="store_true", help="look up deferred alerts (cron, every minute)")
+    mode.add_argument("--stop-workers", action="store_true",
+                      help="stop this installation's lookup workers and wait for them (the uninstall)")
     parser.add_argument("--api-key", default=os.environ.get("VT_API_KEY", ""),
                         help="VirusTotal key (default: $VT_API_KEY, then api_key in the config file)")
     parser.add_argument("--options", metavar="FILE", help="a JSON options file applied last")
@@ -125,6 +128,11 @@ def run_cli(args: list, home: str, started: float) -> int:
     parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES, help="retries per request")
     ns = parser.parse_args(args)
     log = integrations_log(home, echo=True)
+    if ns.stop_workers:
+        from .worker import stop_all
+        stopped, running = stop_all()
+        print(f"stopped {stopped} lookup worker(s)" + (f"; {running} still running" if running else ""))
+        return EXIT_INTERNAL if running else EXIT_OK
     cfg = settings.load(home, ns.options, log)
     timeout, retries = min(max(ns.timeout, 1), 300), min(max(ns.retries, 0), 10)
     drop_root(os.path.join(home, "var", STATE_DIR))

@@ -5,6 +5,7 @@
     custom-virustotal_ip.py --check IP [--api-key KEY] [--options FILE]
     custom-virustotal_ip.py --status
     custom-virustotal_ip.py --drain          # cron or a systemd timer, every minute, as user wazuh
+    custom-virustotal_ip.py --stop-workers   # the uninstall: stop the lookup workers, wait for them
 
 Exit status: wazuh.EXIT_* (0 done or nothing to do, 1 internal error or interrupted, 2 unusable
 command line or alert, 3 not delivered). No traceback is ever printed: main() turns any error

@@ -140,6 +140,10 @@ def main(slot: int) -> int:
     job = read_job()
     detach_descriptors()
     home = wazuh_home()
+    try:
+        posix.stat(f"{home}/var/{st.STATE_DIR}")
+    except FileNotFoundError:
+        return EXIT_OK          # uninstalled since the run queued: not made again by open_state
     log = integrations_log(home, debug=bool(job.get("debug")))
     cfg = settings.load(home, None, Quiet(), options=job.get("options") or None)
     state = st.open_state(home, log)
@@ -282,6 +286,44 @@ def look_up_carried(alerts: list, run, out) -> int:
         outcome = run.lookup(source["ip"], count=False)
         status = max(status, send_outcome(run, out, Target(source["ip"], source), outcome))
     return status
+
+
+def stop_all(seconds: float = 10) -> tuple:
+    """Stop every lookup worker started from this installation (the uninstall): SIGTERM to
+    each process whose argv is BOOT's with this package's directory, then wait until they are
+    gone. (stopped, still running after `seconds`)."""
+    import signal
+    tail = [__file__.rsplit("/", 2)[0].encode(), WORKER_TAG.encode()]
+    pids = []
+    for entry in posix.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                argv = fh.read().split(b"\0")[:-1]     # NUL-terminated arguments
+        except OSError:
+            continue                                 # gone, or not ours to read
+        if len(argv) >= 3 and [argv[-3], argv[-1]] == tail and argv[-2].lstrip(b"-").isdigit():
+            try:
+                posix.kill(int(entry), signal.SIGTERM)
+                pids.append(int(entry))
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + seconds
+    running = [pid for pid in pids if alive(pid)]
+    while running and time.monotonic() < deadline:
+        time.sleep(0.05)
+        running = [pid for pid in running if alive(pid)]
+    return len(pids) - len(running), len(running)
+
+
+def alive(pid: int) -> bool:
+    """Still running: not gone, and not a zombie its parent has yet to reap."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def status_lines(state: st.State, cfg) -> list:

@@ -8,6 +8,9 @@ waits below are far shorter than that.
 """
 from __future__ import annotations
 
+import re
+
+from harness import REPO
 from manager_harness import OSSEC, alert_time
 
 KEY = "worker-test-key"
@@ -48,3 +51,24 @@ def test_the_worker_sends_the_verdict_that_integratord_did_not_wait_for(deployed
     assert "deferred" not in verdict["data"]["virustotal_ip"]
     [called] = manager.recorder_calls()
     assert called + 1 < alert_time(verdict), (called, alert_time(verdict))
+
+
+def test_the_uninstall_stops_the_lookup_workers_and_leaves_no_state(deployed, tmp_path):
+    """A worker waiting on VirusTotal when the uninstall runs: stopped (it would send its
+    verdict after the uninstall and write to the state the uninstall removed)."""
+    manager = deployed
+    manager.start_vt_server(KEY, behaviour={"*": {"hang": True}})
+    manager.configure_script(api_url="http://127.0.0.1:8090/api/v3", api_key=KEY)
+    manager.restart()
+    login(manager, ADDRESSES[0])
+    manager.wait(lambda: workers(manager), 15, "a lookup worker")
+    r = manager.site(tmp_path, playbook=REPO / "playbooks" / "uninstall.yml")
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert re.search(r"TASK \[virustotal_ip : Stop the lookup workers\] \**\nchanged: ", r.stdout), r.stdout[-3000:]
+    assert workers(manager) == ""
+    assert manager.exec("test", "-e", f"{OSSEC}/var/virustotal_ip").returncode == 1
+
+
+def workers(manager) -> str:
+    """The lookup workers' command lines in the manager (the tag is in their argv)."""
+    return manager.sh("pgrep -af 'virustotal_ip-lookup-worke[r]' || true").stdout.decode()   # (not this sh)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import API_KEY, sample_alert, split_message
+from harness import API_KEY, WazuhHome, sample_alert, split_message
 
 
 def alert(ip: str, alert_id: str) -> dict:
@@ -326,3 +326,23 @@ def test_a_queue_file_a_killed_run_left_half_written_is_removed_after_an_hour_an
     r = home.cli("--drain")
     assert [e["source"]["alert_id"] for e in r.enrichments()] == ["12.2"] and "unreadable" not in r.log
     assert not old.exists() and recent.exists()
+
+
+def test_stop_workers_stops_this_installations_workers_only_and_waits_for_them(home, vt, tmp_path):
+    """The uninstall's step (roles/virustotal_ip/tasks/absent.yml): a worker left running would
+    send verdicts after it. Another installation's worker (another Wazuh home) is not touched."""
+    other = WazuhHome(tmp_path / "other", vt)
+    vt.fail(hang=True)
+    home.run(alert("64.62.197.132", "13.1"), wait=False)
+    home.run(alert("108.157.98.17", "13.2"), wait=False)
+    other.run(alert("93.184.216.34", "13.3"), wait=False)
+    vt.wait_requests(3)
+    assert len(home.worker_pids()) == 2 and len(other.worker_pids()) == 1
+    r = home.cli("--stop-workers", wait=False)
+    assert (r.rc, r.stdout) == (0, "stopped 2 lookup worker(s)\n")
+    assert home.worker_pids() == [] and len(other.worker_pids()) == 1
+    assert home.cli("--stop-workers", wait=False).stdout == "stopped 0 lookup worker(s)\n"
+    vt.behaviour.clear()
+    vt.release()
+    other.wait_workers()
+    assert [e["source"]["alert_id"] for e in sent(other)] == ["13.3"]
