@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import API_KEY, WazuhHome, sample_alert, split_message
+from harness import API_KEY, WazuhHome, sample_alert, script_package, split_message
 
 
 def alert(ip: str, alert_id: str) -> dict:
@@ -346,3 +348,19 @@ def test_stop_workers_stops_this_installations_workers_only_and_waits_for_them(h
     vt.release()
     other.wait_workers()
     assert [e["source"]["alert_id"] for e in sent(other)] == ["13.3"]
+
+
+def test_a_worker_that_starts_after_the_uninstall_removed_the_state_ends_without_making_it_again(home, vt):
+    """A run queued an alert and started a worker just as the uninstall removed the state: the
+    worker finds no state and ends, rather than make var/virustotal_ip again (open_state would)."""
+    [worker] = script_package("worker")
+    home.run(alert("64.62.197.132", "14.1"))                  # the state exists, as on a manager
+    sent(home)
+    state = home.db_path.parent
+    shutil.rmtree(state)
+    python = home.root / "framework" / "python" / "bin" / "python3"
+    job = json.dumps({"api_key": API_KEY, "options": None, "timeout": 10, "retries": 3, "debug": False})
+    r = subprocess.run([str(python), "-I", "-S", "-c", worker.BOOT, str(home.root / "integrations"), "0",
+                        worker.WORKER_TAG], input=job.encode(), capture_output=True, timeout=60, check=False)
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")
+    assert not state.exists() and sent(home) == []
