@@ -137,11 +137,13 @@ class MissArm:
         self.first_call, self.longest_gap, self.latencies = first_call, longest_gap, latencies
 
 
-def storm(m: Manager, label: str, count: int, prefix: str, verdicts: bool) -> MissArm:
-    """`count` logins from new addresses through analysisd and integratord, timed until the
-    sentinel integration ran; the recorder's longest gap; each verdict's delay after its login."""
+def storm(m: Manager, label: str, count: int, prefix: str, verdicts: bool, distinct: bool = True) -> MissArm:
+    """`count` logins from new addresses (not `distinct`: all from the address `prefix`) through
+    analysisd and integratord, timed until the sentinel integration ran; the recorder's longest
+    gap; each verdict's delay after its login."""
     m.exec("rm", "-f", "/tmp/bench-done", RECORDER_LOG, check=True)
-    r = m.exec(f"{OSSEC}/framework/python/bin/python3", "-c", STORM, str(count), prefix, "distinct", check=True)
+    r = m.exec(f"{OSSEC}/framework/python/bin/python3", "-c", STORM, str(count), prefix,
+               *(["distinct"] if distinct else []), check=True)
     result = json.loads(r.stdout.decode())
     latencies = []
     if verdicts:
@@ -189,7 +191,8 @@ def restart_vt(m: Manager, behaviour: dict) -> None:
 def bench_misses(count: int, single: int = 10) -> tuple:
     """([MissArm], {label: [alert -> verdict seconds]}): a storm of `count` alerts from new
     addresses through the no-op integration, and through ours with the lookup worker and
-    inline, with VirusTotal answering after 300 ms, then not at all."""
+    inline, with VirusTotal answering after 300 ms, then not at all; beside them, on the same
+    manager, `count` cache hits (arms[1])."""
     image = manager_image("wazuh-src", "the integratord benchmark")
     arms, singles = [], {}
     m = Manager(image)
@@ -212,7 +215,9 @@ def bench_misses(count: int, single: int = 10) -> tuple:
         m.add_recorder()                                                                # after ours
         m.add_integration("custom-bench-done", SENTINEL, "<rule_id>5760</rule_id>")
         m.restart()
-        storm(m, "warm-up", 1, "45.20", verdicts=True)
+        storm(m, "warm-up", 1, "45.20", verdicts=True)                 # 45.20.0.1 is cached
+        arms.append(storm(m, "ours, cache hits (one address, cached)", count, "45.20.0.1", verdicts=False,
+                          distinct=False))
         reset_state(m)
         arms.append(storm(m, "ours, lookup worker, VT answers in 0.3 s", count, "45.21", verdicts=True))
         reset_state(m)
