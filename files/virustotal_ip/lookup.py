@@ -273,21 +273,18 @@ class Outbox:
         self.log.info(f"{source['ip']}: {event['verdict']} ({','.join(event['reasons'])})"
                       f"{' from cache' if found.cached else ''} for alert {shown(source['alert_id'])}{how}")
 
-    def defer(self, source: dict, why: str, deferred: bool = True) -> bool:
-        """Keep the alert in the pending store: deferred for --drain, or (`deferred` false)
-        queued for the lookup worker."""
+    def defer(self, source: dict, why: str) -> bool:
+        """Keep the alert in the pending store, deferred for --drain (a lookup in the run that
+        may not be made now, or whose verdict could not be delivered)."""
         if self.state is None:
             self.log.error(f"cannot defer the lookup of {source['ip']} ({why}): cache unusable")
             return False
         try:
-            self.state.defer(source, deferred)
+            self.state.defer(source)
         except st.Error as exc:
             self.log.error(f"cannot defer the lookup of {source['ip']} ({why}): {exc}")
             return False
-        if deferred:
-            self.log.info(f"deferred lookup of {source['ip']} for alert {shown(source['alert_id'])}: {why}")
-        else:
-            self.log.debug(f"{source['ip']}: alert {shown(source['alert_id'])} queued: {why}")
+        self._waits(source, why, deferred=True)
         return True
 
     def queue(self, source: dict, why: str, deferred: bool) -> bool:
@@ -298,11 +295,16 @@ class Outbox:
         except OSError as exc:
             self.log.error(f"cannot queue the lookup of {source['ip']} ({why}): {exc.strerror or exc}")
             return False
+        self._waits(source, why, deferred)
+        return True
+
+    def _waits(self, source: dict, why: str, deferred: bool) -> None:
+        """integrations.log's line for an alert that now waits: for the budget or VirusTotal
+        (deferred), or only for the worker (debug)."""
         if deferred:
             self.log.info(f"deferred lookup of {source['ip']} for alert {shown(source['alert_id'])}: {why}")
         else:
             self.log.debug(f"{source['ip']}: alert {shown(source['alert_id'])} queued: {why}")
-        return True
 
     def flush_pending(self, ip: str, found: Found, slot: int | None = None) -> int:
         """Send the alerts waiting for this IP (only those `slot` claimed, for a worker);

@@ -176,10 +176,11 @@ class State:
             self.db.execute("INSERT OR REPLACE INTO state(key, value) VALUES (?, ?)", (key, str(value)))
 
     # -- pending alerts: deferred (for --drain), or queued for the lookup worker
-    def defer(self, source: dict, deferred: bool = True) -> None:
-        """Keep the alert until its IP is looked up. `deferred`: it waits for the budget or
-        VirusTotal (its enrichment will say so), not merely for the worker."""
-        self._insert_pending(source, deferred, time.time())
+    def defer(self, source: dict) -> None:
+        """Keep the alert until its IP is looked up, deferred: it waits for the budget or
+        VirusTotal (its enrichment will say so). (The lookup worker's alerts come through
+        the queue: enqueue, take_queue.)"""
+        self._insert_pending(source, True, time.time())
         self._cap_pending()
 
     def _insert_pending(self, source: dict, deferred: bool, queued_at: float) -> None:
