@@ -25,6 +25,7 @@ try:
 except ImportError:                 # (and the `datetime` import they need)
     import sqlite3
 
+from .address import ip_text, parse_ip
 from .codec import json_dumps, json_loads
 
 STATE_DIR = "virustotal_ip"   # in <home>/var
@@ -291,6 +292,9 @@ class State:
             source = dict(record["source"], deferred=bool(record["deferred"]))
             if not all(isinstance(source.get(key), str) for key in ("ip", "full_log", "alert_id")):
                 raise ValueError("not an alert source")
+            packed = parse_ip(source["ip"])          # the run wrote it canonical; it goes into a URL
+            if packed is None or ip_text(packed) != source["ip"]:
+                raise ValueError("not an address")
             return source
         except FileNotFoundError:
             return None

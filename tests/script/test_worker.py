@@ -310,11 +310,17 @@ def test_an_unreadable_queue_file_is_reported_and_removed_and_the_others_are_sen
     queued = quota_out_with_one_queued(home, vt)
     broken = queued.with_name(f"{queued.name[:20]}-1.json")
     broken.write_bytes(b'{"source": {"ip": "93.184.216.34", "full_l')
+    forged = queued.with_name(f"{queued.name[:20]}-2.json")       # an address that is a URL path
+    record = json.loads(queued.read_text())
+    record["source"].update(ip="../../files/x", alert_id="12.3")
+    forged.write_text(json.dumps(record))
     quota_back(home)
     r = home.cli("--drain")
     assert [e["source"]["alert_id"] for e in r.enrichments()] == ["12.2"]
     assert f"queue file {broken.name} is unreadable (JSONDecodeError); removed" in r.log
-    assert not broken.exists() and home.waiting() == []
+    assert f"queue file {forged.name} is unreadable (ValueError); removed" in r.log
+    assert not broken.exists() and not forged.exists() and home.waiting() == []
+    assert [path for path in vt.paths() if "files/x" in path or "93.184" in path] == []     # never asked
 
 
 def test_a_queue_file_a_killed_run_left_half_written_is_removed_after_an_hour_and_never_sent(home, vt):
