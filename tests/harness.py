@@ -205,7 +205,7 @@ class WazuhHome:
         table, then the files runs queued for the lookup worker (state/queue/, no slot yet)."""
         queue = self.db_path.parent / "queue"
         queued = []
-        for path in sorted(queue.glob("*.json")) if queue.is_dir() else []:
+        for path in sorted(queue.glob("[0-9]*.json")) if queue.is_dir() else []:   # not those being written
             record = json.loads(path.read_text())
             queued.append((record["source"]["ip"], int(record["deferred"]), None))
         return self.sql("SELECT ip, deferred, slot FROM pending ORDER BY id") + queued

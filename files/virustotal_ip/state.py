@@ -233,16 +233,19 @@ class State:
                 pass
             raise
 
-    def queued(self, hidden: bool = False) -> list:
-        """The names of the queue's files (as enqueue names them), oldest first; `hidden`:
-        those still being written (or left by a run killed while writing one)."""
+    def queued(self) -> list:
+        """The names of the queue's files (as enqueue names them), oldest first."""
+        return self._queue_listing()[0]
+
+    def _queue_listing(self) -> tuple:
+        """(names, hidden names) of the queue's files, as enqueue names them, oldest first, from
+        one listing; the hidden ones (without their dot) are still being written, or were left
+        by a run killed while writing one."""
         try:
             names = posix.listdir(self.queue_dir)
         except FileNotFoundError:
-            return []
-        if hidden:
-            names = [name[1:] for name in names if name.startswith(".")]
-        return sorted(name for name in names if name[:20].isdigit() and name[20:21] == "-" and name.endswith(".json"))
+            return [], []
+        return queue_names(names), queue_names(name[1:] for name in names if name.startswith("."))
 
     def take_queue(self) -> int:
         """Move the queue's files into the pending table, in one transaction, then remove them;
@@ -251,8 +254,8 @@ class State:
         # A hidden file an hour old belongs to a run killed while writing it: never renamed,
         # so never an alert a run reported queued.
         stale = f"{time.time_ns() - 3600 * 10**9:020d}"
-        done = [f".{name}" for name in self.queued(hidden=True) if name < stale]
-        names, taken = self.queued(), 0
+        names, hidden = self._queue_listing()
+        done, taken = [f".{name}" for name in hidden if name < stale], 0
         if names:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -391,6 +394,11 @@ class State:
             posix.close(fd)
             raise
         return fd
+
+
+def queue_names(names) -> list:
+    """Those of `names` that State.enqueue writes (<20 digits of ns>-<pid>.json), sorted."""
+    return sorted(name for name in names if name[:20].isdigit() and name[20:21] == "-" and name.endswith(".json"))
 
 
 def queued_at(name: str) -> float:

@@ -32,6 +32,7 @@ from .wazuh import EXIT_INTERNAL, EXIT_OK, EXIT_UNDELIVERED, DeliveryError, erro
 LOCK_FD = 3                   # the slot's lock, handed over by the run that started the worker
 MAX_JOB = 1 << 20             # bytes of job read from stdin at most
 WORKER_TAG = "virustotal_ip-lookup-worker"   # in the worker's argv, for ps and pgrep
+PACKAGE_DIR = __file__.rsplit("/", 2)[0]   # where virustotal_ip/ is: a worker's argv names it
 # The worker's program: the package directory and the slot come as arguments.
 BOOT = ("import sys\n"
         "sys.path.append(sys.argv[1])\n"
@@ -71,7 +72,6 @@ def spawn(lock_fd: int | None, slot: int, job: dict) -> None:
     """Start the worker detached, on `slot` with its locked descriptor, or (slot -1, no lock)
     for the alerts its job carries only; OSError if it cannot be started."""
     import fcntl
-    package_dir = __file__.rsplit("/", 2)[0]
     actions = [(posix.POSIX_SPAWN_OPEN, 1, "/dev/null", posix.O_RDWR, 0), (posix.POSIX_SPAWN_DUP2, 1, 2)]
     if lock_fd is not None:
         # Above the descriptors the file actions write to: dup2 of a descriptor onto itself
@@ -82,7 +82,7 @@ def spawn(lock_fd: int | None, slot: int, job: dict) -> None:
     try:
         pid = posix.posix_spawn(
             sys.executable,
-            [sys.executable, "-I", "-S", "-c", BOOT, package_dir, str(slot), WORKER_TAG],
+            [sys.executable, "-I", "-S", "-c", BOOT, PACKAGE_DIR, str(slot), WORKER_TAG],
             posix.environ,
             file_actions=[(posix.POSIX_SPAWN_DUP2, read_end, 0), *actions],
             setsid=True,
@@ -293,7 +293,7 @@ def stop_all(seconds: float = 10) -> tuple:
     each process whose argv is BOOT's with this package's directory, then wait until they are
     gone. (stopped, still running after `seconds`)."""
     import signal
-    tail = [__file__.rsplit("/", 2)[0].encode(), WORKER_TAG.encode()]
+    tail = [PACKAGE_DIR.encode(), WORKER_TAG.encode()]     # spawn's argv: ..., PACKAGE_DIR, slot, WORKER_TAG
     pids = []
     for entry in posix.listdir("/proc"):
         if not entry.isdigit():
