@@ -11,7 +11,7 @@ WAZUH_VERSION ?= $(firstword $(WAZUH_VERSIONS))
 BIN := $(VENV)/bin
 # Every shell script here, the shipped wrapper among them (shellcheck reads each one's shebang).
 SHELL_SCRIPTS := files/custom-virustotal_ip .ci/run tests/pinned-venv.sh tests/script-pythons/make-venvs.sh \
-	tests/ansible-cores/make-venvs.sh tests/images/base.sh $(wildcard tests/images/wazuh-src/*.sh) \
+	tests/ansible-cores/make-venvs.sh tests/images/base.sh $(wildcard tests/images/wazuh-src/*.sh tests/images/wazuh-src/cluster/*.sh) \
 	tests/images/wazuh-src/bin/install
 STAMP := $(VENV)/.requirements.stamp
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from harness import REPO
-from manager_harness import WAZUH_OLDEST_VERSION, WAZUH_VERSION
+from manager_harness import WAZUH_OLDEST_VERSION, WAZUH_VERSION, manager_image
 
 BUILD = REPO / "tests" / "images" / "wazuh-src" / "build.sh"
 LOCK = REPO / "tests" / "images" / "wazuh-src" / "sources.lock"
@@ -50,7 +50,7 @@ def test_a_folder_without_the_pinned_archives_stops_the_build_saying_what_it_nee
 def test_an_unknown_option_is_refused_with_the_usage():
     r = subprocess.run([str(BUILD), "--verify", WAZUH_VERSION], capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode != 0
-    assert "unknown option --verify (build.sh [--no-verify | --verify-only] [VERSION])" in r.stderr
+    assert "unknown option --verify (build.sh [--no-verify | --verify-only | --cluster] [VERSION])" in r.stderr
 
 
 def test_verify_only_of_an_older_version_has_nothing_to_verify_and_reads_no_sources(tmp_path):
@@ -112,3 +112,56 @@ def test_a_downloaded_source_that_does_not_match_its_checksum_stops_the_build(tm
     assert f"/debian/pool/main/f/flatbuffers/{file} does not match its pinned SHA-256" in r.stderr
     assert "Refusing to build from unverified sources." in r.stderr
     assert "fetching" not in r.stdout and "built" not in r.stdout
+
+
+def test_the_cluster_image_of_a_version_whose_api_is_not_pinned_is_refused(tmp_path):
+    r = subprocess.run([str(BUILD), "--cluster", WAZUH_OLDEST_VERSION], env={
+        "PATH": "/usr/bin:/bin", "WAZUH_SOURCES": str(tmp_path), "HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode != 0
+    assert (f"no cluster image for Wazuh {WAZUH_OLDEST_VERSION}: sources.lock pins Wazuh's API (wazuh-api) "
+            f"for {WAZUH_VERSION} only") in r.stderr
+
+
+def shared_sources(tmp_path: Path) -> Path:
+    """A WAZUH_SOURCES folder of links to ../shared/third_party's archives (skips where this
+    machine has none: the archives are what the checks below get past)."""
+    shared = REPO.parent / "shared" / "third_party"
+    if not shared.is_dir():
+        pytest.skip(f"no {shared} on this machine to take the verified archives from")
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    for file, _sum, _commit in pins().values():
+        (folder / file).symlink_to(shared / file)
+    return folder
+
+
+def test_a_cluster_build_whose_api_archive_does_not_match_stops_before_building(tmp_path):
+    sources = shared_sources(tmp_path)
+    api, _sum, _commit = pins()[("wazuh-api", WAZUH_VERSION)]
+    (sources / api).unlink()
+    (sources / api).write_bytes(b"not the pinned archive")
+    r = subprocess.run([str(BUILD), "--cluster"], env={"PATH": "/usr/bin:/bin", "WAZUH_SOURCES": str(sources),
+                                                       "HOME": str(tmp_path)},
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode != 0
+    assert f"/{api} does not match its pinned SHA-256" in r.stderr
+    assert "built" not in r.stdout
+
+
+def test_a_cluster_wheel_that_does_not_match_its_hash_stops_the_build(tmp_path):
+    """The cluster's Python libraries come only from the wheels requirements.txt pins by hash:
+    an index (here, the only one) serving another file under a pinned name is refused."""
+    manager_image("wazuh-src", "the cluster build's wheel check")     # Docker, and the base image
+    sources = shared_sources(tmp_path)
+    index = tmp_path / "index"
+    index.mkdir()
+    (index / "anyio-4.1.0-py3-none-any.whl").write_bytes(b"not the pinned wheel")
+    r = subprocess.run([str(BUILD), "--cluster"], env={
+        "PATH": "/usr/bin:/bin", "WAZUH_SOURCES": str(sources), "HOME": str(tmp_path),
+        "PIP_CONFIG_FILE": "/dev/null", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(index)},
+        capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode != 0
+    assert "could not install cluster/requirements.txt's wheels" in r.stderr
+    assert "DO NOT MATCH THE HASHES" in r.stderr
+    assert "built" not in r.stdout

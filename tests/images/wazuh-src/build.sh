@@ -3,12 +3,18 @@
 # localhost/wazuh-agent-src:VERSION: Wazuh's own daemons compiled from Wazuh's source
 # (make wazuh-image [WAZUH_VERSION=<another version in sources.lock>]).
 #
-#   build.sh [--no-verify | --verify-only] [VERSION]
+#   build.sh [--no-verify | --verify-only | --cluster] [VERSION]
 #                               VERSION: a Wazuh version pinned in sources.lock (default: its first)
 #
 # --no-verify builds (or finds cached) and stops; --verify-only verifies what is built. make
 # images runs them apart, so that an older version builds while the current one is verified:
 # only the build holds the version's one-build-at-a-time lock.
+#
+# --cluster builds localhost/wazuh-manager-src:VERSION-cluster: the manager plus wazuh-clusterd
+# (Wazuh's framework and API, cluster/install.sh), for the versions whose API archive
+# sources.lock pins. Only the cluster test asks for it. Its Python libraries are installed here
+# from the wheels cluster/requirements.txt pins by hash (pip --require-hashes, from PyPI or the
+# index pip is configured with), for the image's Python (3.13) and this machine's architecture.
 #
 # The Debian release is the version's: 4.8 and later link Wazuh's C++ router (wazuh-db,
 # remoted), which needs trixie's flatbuffers and cpp-httplib; 4.7 builds on bookworm.
@@ -34,7 +40,8 @@ steps=build,verify
 case ${1:-} in
     --no-verify) steps=build; shift ;;
     --verify-only) steps=verify; shift ;;
-    -*) die "unknown option $1 (build.sh [--no-verify | --verify-only] [VERSION])" ;;
+    --cluster) steps=cluster; shift ;;
+    -*) die "unknown option $1 (build.sh [--no-verify | --verify-only | --cluster] [VERSION])" ;;
 esac
 version=${1:-${WAZUH_VERSION:-$newest}}
 image=localhost/wazuh-manager-src:$version
@@ -72,7 +79,7 @@ from_upstream() {
         return 0
     fi
     url=${url/#https:\/\/github.com/${WAZUH_UPSTREAM_MIRROR:-https://github.com}}
-    git_dir=${XDG_CACHE_HOME:-$HOME/.cache}/wazuh-virustotal-ip/git/$name
+    git_dir=${XDG_CACHE_HOME:-$HOME/.cache}/wazuh-virustotal-ip/git/${name%-api}   # the API: Wazuh's repository
     command -v git >/dev/null || die "git is not installed (Debian: apt-get install git), and no WAZUH_SOURCES folder was given"
     [ -d "$git_dir" ] || git init --quiet --bare "$git_dir"
     echo "build.sh: fetching $name $tag from $url"
@@ -82,12 +89,36 @@ from_upstream() {
     [ "$got" = "$commit" ] || die "$url tag $tag is commit $got, not the pinned $commit. Refusing to build from unverified sources."
     case $name in
         wazuh) git -C "$git_dir" archive --format=tar --prefix="wazuh-${file#wazuh-}" "$commit" ;;
+        wazuh-api) git -C "$git_dir" archive --format=tar --prefix="${file%-api.tar.xz}/" "$commit" api ;;
         audit-userspace) git -C "$git_dir" archive --format=tar "$commit" lib ;;
         *) git -C "$git_dir" archive --format=tar "$commit" ;;
     esac | xz -T0 -6 > "$ctx/sources/$file"
 }
 
+# Installs the Python libraries of cluster/requirements.txt into DIR for the cluster image: the
+# pinned wheels only, each checked against its SHA-256, for Python 3.13 on this architecture.
+cluster_libraries() {   # cluster_libraries DIR
+    local python=$repo/.venv/bin/python arch platforms=() tag
+    [ -x "$python" ] || die "no $python to install the cluster's Python libraries with: run make venv first"
+    arch=$(uname -m)
+    case $arch in
+        x86_64 | aarch64) ;;
+        *) die "cluster/requirements.txt pins wheels for x86_64 and aarch64, not $arch" ;;
+    esac
+    for tag in manylinux_2_28 manylinux_2_17 manylinux2014 manylinux_2_5 manylinux1; do
+        platforms+=(--platform "${tag}_$arch")
+    done
+    "$python" -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes --only-binary=:all: \
+        --no-compile --python-version 3.13 --implementation cp --abi cp313 --abi abi3 --abi none \
+        "${platforms[@]}" --platform any --target "$1" -r "$here/cluster/requirements.txt" >"$1.log" 2>&1 \
+        || { grep -v '^WARNING: Location' "$1.log" | tail -20 >&2
+             die "could not install cluster/requirements.txt's wheels (above: pip's reason; no index reachable?)"; }
+    rm -f "$1.log"
+}
+
 [ -n "$(pin wazuh "$version")" ] || die "no pinned sources for Wazuh $version (sources.lock has: $(awk '$1 == "wazuh" {printf "%s ", $2}' "$here/sources.lock"))"
+[ "$steps" != cluster ] || [ -n "$(pin wazuh-api "$version")" ] \
+    || die "no cluster image for Wazuh $version: sources.lock pins Wazuh's API (wazuh-api) for $(awk '$1 == "wazuh-api" {printf "%s ", $2}' "$here/sources.lock")only"
 
 if [ "$steps" != verify ]; then
     sources=${WAZUH_SOURCES:-}
@@ -102,9 +133,10 @@ if [ "$steps" != verify ]; then
     # Wazuh at $version, and every other pinned source (each at its one pinned version); the
     # sources published as files first (a download checked by its checksum before any git fetch).
     deps=()
-    while read -r dep; do deps+=("$dep"); done < <(awk '!/^#/ && NF && $1 != "wazuh" && $6 == "-" {print $1, $2}' "$here/sources.lock")
+    while read -r dep; do deps+=("$dep"); done < <(awk '!/^#/ && NF && $1 !~ /^wazuh/ && $6 == "-" {print $1, $2}' "$here/sources.lock")
     deps+=("wazuh $version")
-    while read -r dep; do deps+=("$dep"); done < <(awk '!/^#/ && NF && $1 != "wazuh" && $6 != "-" {print $1, $2}' "$here/sources.lock")
+    [ "$steps" != cluster ] || deps+=("wazuh-api $version")
+    while read -r dep; do deps+=("$dep"); done < <(awk '!/^#/ && NF && $1 !~ /^wazuh/ && $6 != "-" {print $1, $2}' "$here/sources.lock")
     for dep in "${deps[@]}"; do
         # flatbuffers is for the router, which 4.7 (built on bookworm) does not have
         read -r name pinned <<<"$dep"
@@ -121,6 +153,14 @@ if [ "$steps" != verify ]; then
     need_docker
     lock_builds "$version"
     ensure_base "$suite"
+    # the API archive is the cluster stage's only: out of sources/, which every build stage copies
+    if [ "$steps" = cluster ]; then
+        mkdir -p "$ctx/cluster/sources"
+        mv "$ctx/sources/wazuh-$version-api.tar.xz" "$ctx/cluster/sources/"
+        cp "$ctx/sources/wazuh-$version-src.tar.xz" "$ctx/cluster/sources/"
+        cp "$here/cluster/install.sh" "$here/cluster/asyncio-coroutine.patch" "$ctx/cluster/"
+        cluster_libraries "$ctx/cluster/site-packages"
+    fi
     cp -r "$here/Dockerfile" "$here/deps.sh" "$here/compile.sh" "$here/install.sh" "$here/README.md" "$here/init" \
         "$here/bin" "$here/patches" "$ctx/"
     build_image() {   # build_image TARGET NAME: one stage of the Dockerfile, tagged NAME
@@ -137,6 +177,10 @@ if [ "$steps" != verify ]; then
     # to end by molecule, on its own).
     [ "$version" = "$newest" ] || exit 0
     build_image agent "$agent_image"
+    if [ "$steps" = cluster ]; then
+        build_image cluster "$image-cluster"
+        exit 0
+    fi
     exec 9>&-                   # the build lock: another version may build while this one is verified
 fi
 [ "$steps" != build ] || exit 0
