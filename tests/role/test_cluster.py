@@ -77,13 +77,18 @@ def test_the_masters_rules_reach_the_worker_and_an_agents_login_there_is_enriche
 def test_a_worker_the_rules_never_reach_is_rolled_back_saying_why(tmp_path, request):
     """A worker whose master never sends the rules (here: no master at all) waits
     virustotal_ip_cluster_sync_timeout, then every change is rolled back and the message says
-    what to check; ossec.conf is byte-identical and nothing of ours is left."""
+    what to check; ossec.conf is byte-identical and nothing of ours is left. A dry run there
+    waits for nothing and says so."""
     image = cluster_image(request.node.nodeid)
     with docker_network() as network:
         worker = Node(image, network)
         try:
             worker.join("worker", "worker-1", "nowhere.invalid")
             before = worker.snapshot()
+            r = site(tmp_path, [], [worker], "--check", "--diff", "-e", VT_URL, api_key=KEY)
+            assert r.returncode == 0, r.stdout[-4000:]
+            assert "Check mode: this cluster worker gets the rules from its master." in r.stdout
+            assert worker.snapshot() == before
             r = site(tmp_path, [], [worker], "-e", VT_URL, "-e", "virustotal_ip_cluster_sync_timeout=2", api_key=KEY)
             assert r.returncode != 0
             said = "The rules did not reach this cluster worker from its master within 2 s"
