@@ -70,19 +70,24 @@ def cluster_block(node_type: str, node_name: str, master: str) -> str:
 
 
 class Node(Manager):
-    """A manager container on `network`, reachable there by its name; running once constructed."""
+    """A manager container, on `network` if given (reachable there by its name); running once
+    constructed."""
 
-    def __init__(self, image: str, network: str) -> None:
-        Container.__init__(self, image, "--network", network)
+    def __init__(self, image: str, network: str | None = None) -> None:
+        Container.__init__(self, image, *(["--network", network] if network else []))
         self.wait_running()
 
-    def join(self, node_type: str, node_name: str, master: str) -> None:
-        """ossec.conf's <cluster> block replaced by one for this node, then wazuh-control restart
-        (which starts wazuh-clusterd once the block enables it)."""
+    def write_cluster_block(self, node_type: str, node_name: str, master: str) -> None:
+        """ossec.conf's <cluster> block replaced by one for this node (read at the next start)."""
         conf = self.read(f"{OSSEC}/etc/ossec.conf")
         start, end = conf.index("<cluster>"), conf.index("</cluster>") + len("</cluster>")
         self.put(f"{OSSEC}/etc/ossec.conf", conf[:start] + cluster_block(node_type, node_name, master) + conf[end:],
                  mode="0660")
+
+    def join(self, node_type: str, node_name: str, master: str) -> None:
+        """The <cluster> block for this node, then wazuh-control restart (which starts
+        wazuh-clusterd once the block enables it)."""
+        self.write_cluster_block(node_type, node_name, master)
         self.restart()
         self.wait(lambda: "wazuh-clusterd is running..." in self.status(), 30, f"{node_name}'s wazuh-clusterd")
 

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from cluster_harness import Node, WorkerAgent, cluster_image, docker_network, site
-from manager_harness import OSSEC
+from manager_harness import OSSEC, WAZUH_SRC_IMAGE, manager_image
 from wazuh_events import login_and_enrichment
 
 
@@ -64,10 +64,11 @@ def test_the_masters_rules_reach_the_worker_and_an_agents_login_there_is_enriche
     finally:
         agent.stop()
 
-    # A change of the rules only (a level): the worker's ossec.conf and code stay as they are,
-    # yet its analysisd must load the master's new rules. Before the role restarted workers for
-    # synced rules, the worker went on raising level 12.
-    r = site(tmp_path, [master], [worker], "-e", VT_URL, "-e", "virustotal_ip_rules_level_malicious=14", api_key=KEY)
+    # A change of the rules only (a level, deployed with the rules phase's tag): the worker's
+    # ossec.conf and code stay as they are, yet its analysisd must load the master's new rules.
+    # Before the role restarted workers for synced rules, the worker went on raising level 12.
+    r = site(tmp_path, [master], [worker], "--tags", "virustotal_ip_rules", "-e", VT_URL,
+             "-e", "virustotal_ip_rules_level_malicious=14", api_key=KEY)
     assert r.returncode == 0, r.stdout[-4000:]
     assert worker.rules_sha256() == master.rules_sha256()
     relevelled = worker.enrichment_for(MALICIOUS)
@@ -75,26 +76,26 @@ def test_the_masters_rules_reach_the_worker_and_an_agents_login_there_is_enriche
 
 
 def test_a_worker_the_rules_never_reach_is_rolled_back_saying_why(tmp_path, request):
-    """A worker whose master never sends the rules (here: no master at all) waits
-    virustotal_ip_cluster_sync_timeout, then every change is rolled back and the message says
-    what to check; ossec.conf is byte-identical and nothing of ours is left. A dry run there
-    waits for nothing and says so."""
-    image = cluster_image(request.node.nodeid)
-    with docker_network() as network:
-        worker = Node(image, network)
-        try:
-            worker.join("worker", "worker-1", "nowhere.invalid")
-            before = worker.snapshot()
-            r = site(tmp_path, [], [worker], "--check", "--diff", "-e", VT_URL, api_key=KEY)
-            assert r.returncode == 0, r.stdout[-4000:]
-            assert "Check mode: this cluster worker gets the rules from its master." in r.stdout
-            assert worker.snapshot() == before
-            r = site(tmp_path, [], [worker], "-e", VT_URL, "-e", "virustotal_ip_cluster_sync_timeout=2", api_key=KEY)
-            assert r.returncode != 0
-            said = "The rules did not reach this cluster worker from its master within 2 s"
-            assert said in r.stdout and "is missing" in r.stdout, r.stdout[-4000:]
-            assert "cluster_control -l" in r.stdout
-            assert "The change was rolled back" in r.stdout
-            assert worker.snapshot() == before
-        finally:
-            worker.stop()
+    """A worker whose master never sends the rules (here: no master at all, and no clusterd: the
+    role reads the <cluster> block) waits virustotal_ip_cluster_sync_timeout, then every change
+    is rolled back and the message says what to check; ossec.conf is byte-identical and nothing
+    of ours is left. A dry run there waits for nothing and says so."""
+    manager_image("wazuh-src", request.node.nodeid)
+    worker = Node(WAZUH_SRC_IMAGE)
+    try:
+        worker.write_cluster_block("worker", "worker-1", "nowhere.invalid")
+        before = worker.snapshot()
+        r = site(tmp_path, [], [worker], "--check", "--diff", "-e", VT_URL, api_key=KEY)
+        assert r.returncode == 0, r.stdout[-4000:]
+        assert "Check mode: this cluster worker gets the rules from its master." in r.stdout
+        assert worker.snapshot() == before
+
+        r = site(tmp_path, [], [worker], "-e", VT_URL, "-e", "virustotal_ip_cluster_sync_timeout=2", api_key=KEY)
+        assert r.returncode != 0
+        said = "The rules did not reach this cluster worker from its master within 2 s"
+        assert said in r.stdout and "is missing" in r.stdout, r.stdout[-4000:]
+        assert "cluster_control -l" in r.stdout
+        assert "The change was rolled back" in r.stdout
+        assert worker.snapshot() == before
+    finally:
+        worker.stop()
