@@ -15,7 +15,7 @@ SHELL_SCRIPTS := files/custom-virustotal_ip .ci/run tests/pinned-venv.sh tests/s
 	tests/images/wazuh-src/bin/install
 STAMP := $(VENV)/.requirements.stamp
 
-.PHONY: help venv lint images pytest test bench demo wazuh-image molecule demo-clean clean settings collection
+.PHONY: help venv lint images pytest test bench demo wazuh-image cluster-image molecule demo-clean clean settings collection
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -106,6 +106,9 @@ demo-clean: ## remove what make demo made
 
 wazuh-image: $(STAMP) ## build localhost/wazuh-manager-src:$(WAZUH_VERSION) from Wazuh's source (a version pinned in sources.lock), then verify it
 	tests/images/wazuh-src/build.sh $(WAZUH_VERSION)
+
+cluster-image: $(STAMP) ## build localhost/wazuh-manager-src:$(WAZUH_VERSION)-cluster: the manager plus wazuh-clusterd (its Python libraries from PyPI, hash-pinned)
+	tests/images/wazuh-src/build.sh --cluster $(WAZUH_VERSION)
 
 molecule: $(STAMP) ## molecule test --all against WAZUH_MANAGER_IMAGE (default: the official image)
 	PATH="$(CURDIR)/$(BIN):$$PATH" MOLECULE_RUN_ID=$$(date +%s%N) $(BIN)/molecule test --all
