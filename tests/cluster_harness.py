@@ -1,52 +1,20 @@
-"""Driving a Wazuh cluster of from-source managers: the cluster image (build.sh --cluster),
-nodes on a Docker network of their own, an agent of a worker, and site.yml on masters and
-workers. Everything is Wazuh's own interfaces, as in manager_harness.py."""
+"""Driving a Wazuh cluster of from-source managers (the cluster image, manager_harness.IMAGES'
+wazuh-src-cluster): nodes on a Docker network of their own, an agent of a worker, and site.yml
+on masters and workers. Everything is Wazuh's own interfaces, as in manager_harness.py."""
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from manager_harness import (
-    ENROLLMENT_DELAY,
-    IMAGES_DIR,
-    KEEP_ALIVE,
-    OSSEC,
-    REPO,
-    WAZUH_AGENT_IMAGE,
-    WAZUH_SRC_IMAGE,
-    WAZUH_VERSION,
-    Agent,
-    Container,
-    Manager,
-    docker_available,
-    on_ci,
-)
+from manager_harness import OSSEC, REPO, Agent, Container, Manager, run_playbook
 
 CLUSTER_KEY = "c98b62a9b6169ac5f67dae55ae4a9088"      # clusterd's: 32 characters
-CLUSTER_IMAGE = f"{WAZUH_SRC_IMAGE}-cluster"
 RULES = f"{OSSEC}/etc/rules/virustotal_ip_rules.xml"
-
-
-def cluster_image(what: str) -> str:
-    """The cluster image (build.sh --cluster: the manager's build, cached, plus clusterd); skips
-    without Docker, except on CI."""
-    import pytest
-    why = docker_available()
-    if why:
-        if on_ci():
-            pytest.fail(f"CI=true but {why}: {what} cannot be skipped on CI")
-        pytest.skip(f"{what} needs Docker: {why}")
-    build = [str(IMAGES_DIR / "wazuh-src" / "build.sh"), "--cluster", WAZUH_VERSION]
-    r = subprocess.run(build, capture_output=True, text=True, check=False)
-    assert r.returncode == 0, f"{' '.join(build)} failed:\n{r.stderr[-3000:]}"
-    return CLUSTER_IMAGE
 
 
 @contextmanager
@@ -103,20 +71,16 @@ class WorkerAgent(Agent):
     """An agent beside a worker, in its network namespace: it enrols through the worker's authd,
     which hands the enrolment to the master through clusterd; the key comes back to the worker
     with clusterd's next sync of client.keys, and then the worker's remoted takes the agent.
-    Connected, with the worker's shared configuration, once constructed.
+    Connected, with the worker's shared configuration, once constructed."""
 
-    Not waited for, unlike Agent: the agent in the worker's wazuh-db. On a worker, modulesd's
-    database module copies client.keys into wazuh-db, and modulesd is not built (the image's
-    NOT-BUILT), so the worker's wazuh-db never lists it."""
-
-    def __init__(self, worker: Manager, name: str) -> None:
-        Container.__init__(self, WAZUH_AGENT_IMAGE, "--network", f"container:{worker.name}",
-                           "-e", f"WAZUH_AGENT_NAME={name}", "-e", f"ENROLLMENT_DELAY={ENROLLMENT_DELAY}",
-                           "-e", f"WAZUH_KEEP_ALIVE_INTERVAL={KEEP_ALIVE}")
-        self.agent_name = name
-        self.wait(self.reloaded, 120, f"agent {name} connected to the worker, with its shared configuration")
-        keys = [line.split() for line in worker.read(f"{OSSEC}/etc/client.keys").splitlines()]
-        self.id = next(fields[0] for fields in keys if fields[1:2] == [name])
+    def wait_known(self, manager: Manager) -> str:
+        """Not the agent in the worker's wazuh-db, unlike Agent: on a worker, modulesd's database
+        module copies client.keys into wazuh-db, and modulesd is not built (the image's
+        NOT-BUILT), so the worker's wazuh-db never lists it. Its connection instead: the worker's
+        shared configuration reached it (Agent.reloaded); its id is client.keys'."""
+        self.wait(self.reloaded, 120, f"agent {self.agent_name} connected to the worker")
+        keys = [line.split() for line in manager.read(f"{OSSEC}/etc/client.keys").splitlines()]
+        return next(fields[0] for fields in keys if fields[1:2] == [self.agent_name])
 
 
 def site(workdir: Path, masters: list, workers: list, *args: str, api_key: str) -> subprocess.CompletedProcess:
@@ -128,8 +92,4 @@ def site(workdir: Path, masters: list, workers: list, *args: str, api_key: str) 
     inventory = workdir / "inventory.json"
     inventory.write_text(json.dumps({"all": {"children": {"wazuh_managers": {"children": {
         "wazuh_master": {"hosts": hosts(masters)}, "wazuh_workers": {"hosts": hosts(workers)}}}}}}))
-    bindir = Path(sys.executable).parent
-    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-               ANSIBLE_FORCE_COLOR="0")
-    return subprocess.run([str(bindir / "ansible-playbook"), "-i", str(inventory), str(REPO / "site.yml"), *args],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=900, check=False)
+    return run_playbook(inventory, REPO / "site.yml", *args)

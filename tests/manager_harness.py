@@ -39,6 +39,9 @@ IMAGES = {
                   [str(IMAGES_DIR / "wazuh-src" / "build.sh"), WAZUH_VERSION]),
     "wazuh-src-oldest": (f"localhost/wazuh-manager-src:{WAZUH_OLDEST_VERSION}",
                          [str(IMAGES_DIR / "wazuh-src" / "build.sh"), WAZUH_OLDEST_VERSION]),
+    # the manager plus wazuh-clusterd (the cluster tests)
+    "wazuh-src-cluster": (f"localhost/wazuh-manager-src:{WAZUH_VERSION}-cluster",
+                          [str(IMAGES_DIR / "wazuh-src" / "build.sh"), "--cluster", WAZUH_VERSION]),
 }
 WAZUH_SRC_IMAGE = IMAGES["wazuh-src"][0]
 # Built with the current version's manager (build.sh), from the same sources.
@@ -292,11 +295,7 @@ class Manager(Container):
               ansible_become: false
               virustotal_ip_api_key: {api_key}
 {extra}""")
-        bindir = Path(sys.executable).parent
-        env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-                   ANSIBLE_FORCE_COLOR="0")
-        return subprocess.run([str(bindir / "ansible-playbook"), "-i", str(inventory), str(playbook), *args],
-                              capture_output=True, text=True, env=env, cwd=REPO, timeout=900, check=False)
+        return run_playbook(inventory, playbook, *args)
 
     def start_vt_server(self, api_key: str, port: int = 8090, behaviour: dict | None = None) -> None:
         """tests/vt_server.py (VirusTotal v3 as its fixtures say) inside the container, on
@@ -353,6 +352,15 @@ class Manager(Container):
             return f"; integrations.log ends:\n{self.read_tail(f'{OSSEC}/logs/integrations.log')}"
         return enrichment_for(self.send, self.alerts_with, ip, timeout, context)
 
+def run_playbook(inventory: Path, playbook: Path, *args: str) -> subprocess.CompletedProcess:
+    """The real `ansible-playbook` of this venv, with this checkout's ansible.cfg, on `inventory`."""
+    bindir = Path(sys.executable).parent
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+               ANSIBLE_FORCE_COLOR="0")
+    return subprocess.run([str(bindir / "ansible-playbook"), "-i", str(inventory), str(playbook), *args],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=900, check=False)
+
+
 def alert_time(alert: dict) -> float:
     """An alert's timestamp (analysisd's, to the millisecond) as epoch seconds."""
     import datetime
@@ -399,10 +407,14 @@ class Agent(Container):
                          "-e", f"WAZUH_AGENT_NAME={name}", "-e", f"ENROLLMENT_DELAY={ENROLLMENT_DELAY}",
                          "-e", f"WAZUH_KEEP_ALIVE_INTERVAL={KEEP_ALIVE}", *options)
         self.agent_name = name
-        # Ready when the manager knows the agent's version (from a keepalive): until then
-        # analysisd skips every Active Response to it, logging nothing above debug level.
-        self.id = manager.wait_agent(name)
+        self.id = self.wait_known(manager)
         self.wait(self.reloaded, 60, f"agent {name} running with the manager's shared configuration")
+
+    def wait_known(self, manager: Manager) -> str:
+        """Waits until the manager knows this agent; returns its id. Ready when the manager
+        knows the agent's version (from a keepalive): until then analysisd skips every Active
+        Response to it, logging nothing above debug level."""
+        return manager.wait_agent(self.agent_name)
 
     def reloaded(self) -> bool:
         """The agent got the manager's shared configuration: agentd restarted its modules and then

@@ -14,6 +14,7 @@ from manager_harness import WAZUH_OLDEST_VERSION, WAZUH_VERSION, manager_image
 
 BUILD = REPO / "tests" / "images" / "wazuh-src" / "build.sh"
 LOCK = REPO / "tests" / "images" / "wazuh-src" / "sources.lock"
+SHARED = REPO.parent / "shared" / "third_party"      # our CI's verified archives, beside the checkout
 
 
 def pins() -> dict:
@@ -68,13 +69,12 @@ def test_an_unpinned_version_is_refused_with_the_versions_there_are(tmp_path):
 
 
 def test_the_pins_are_the_checksums_of_the_shared_archives():
-    shared = REPO.parent / "shared" / "third_party"
-    if not shared.is_dir():
-        pytest.skip(f"no {shared} on this machine to compare the pins with")
-    shared_sums = dict(reversed(line.split()) for line in (shared / "SHA256SUMS").read_text().splitlines())
+    if not SHARED.is_dir():
+        pytest.skip(f"no {SHARED} on this machine to compare the pins with")
+    shared_sums = dict(reversed(line.split()) for line in (SHARED / "SHA256SUMS").read_text().splitlines())
     for file, digest, _commit in pins().values():
         assert shared_sums[file] == digest, file
-        assert hashlib.sha256((shared / file).read_bytes()).hexdigest() == digest, file
+        assert hashlib.sha256((SHARED / file).read_bytes()).hexdigest() == digest, file
 
 
 def test_a_fetched_tag_that_is_not_the_pinned_commit_stops_the_build(tmp_path):
@@ -126,13 +126,12 @@ def test_the_cluster_image_of_a_version_whose_api_is_not_pinned_is_refused(tmp_p
 def shared_sources(tmp_path: Path) -> Path:
     """A WAZUH_SOURCES folder of links to ../shared/third_party's archives (skips where this
     machine has none: the archives are what the checks below get past)."""
-    shared = REPO.parent / "shared" / "third_party"
-    if not shared.is_dir():
-        pytest.skip(f"no {shared} on this machine to take the verified archives from")
+    if not SHARED.is_dir():
+        pytest.skip(f"no {SHARED} on this machine to take the verified archives from")
     folder = tmp_path / "sources"
     folder.mkdir()
     for file, _sum, _commit in pins().values():
-        (folder / file).symlink_to(shared / file)
+        (folder / file).symlink_to(SHARED / file)
     return folder
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from cluster_harness import Node, WorkerAgent, cluster_image, docker_network, site
+from cluster_harness import Node, WorkerAgent, docker_network, site
 from manager_harness import OSSEC, WAZUH_SRC_IMAGE, manager_image
 from wazuh_events import login_and_enrichment
 
@@ -28,7 +28,7 @@ VT_URL = "virustotal_ip_api_url=http://127.0.0.1:8090/api/v3"
 @pytest.fixture
 def cluster(request):
     """(master, worker): two nodes of one cluster, the worker connected to the master."""
-    image = cluster_image(request.node.nodeid)
+    image = manager_image("wazuh-src-cluster", request.node.nodeid)
     with docker_network() as network, ThreadPoolExecutor(2) as pool:
         nodes = list(pool.map(lambda _: Node(image, network), range(2)))
         try:

@@ -16,7 +16,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from cluster_harness import cluster_image
 from harness import REPO
 from manager_harness import WAZUH_AGENT_IMAGE, WAZUH_OLDEST_VERSION, WAZUH_VERSION, manager_image
 
@@ -28,13 +27,13 @@ MOLECULE_KEY = "molecule-test-key"
 # role's own behaviour, proven on the current version (check mode: test_role_dry_run.py).
 @pytest.mark.parametrize("scenario,flavour,steps", [
     ("default", "wazuh-src", ["test"]),
-    ("failure", "cluster", ["test"]),                          # a master and a worker: wazuh-clusterd
+    ("failure", "wazuh-src-cluster", ["test"]),                # a master and a worker: wazuh-clusterd
     ("agent", "wazuh-src", ["test"]),                          # with the agent built beside the manager
     ("default", "wazuh-src-oldest", ["converge", "verify"]),   # integratord without <timeout>/<retries>
 ], ids=[f"default-{WAZUH_VERSION}", f"failure-{WAZUH_VERSION}", f"agent-{WAZUH_VERSION}",
         f"default-{WAZUH_OLDEST_VERSION}"])
 def test_molecule_scenario_passes_on_wazuhs_own_daemons(scenario, flavour, steps, tmp_path):
-    image = cluster_image("molecule") if flavour == "cluster" else manager_image(flavour, "molecule")
+    image = manager_image(flavour, "molecule")
     bindir = Path(sys.executable).parent
     # Scenarios run in parallel, `default` twice: each its own instance names and its own
     # ephemeral directory (molecule's default is one per scenario name, under ~/.ansible/tmp).
