@@ -15,6 +15,7 @@ import functools
 import importlib.util
 import json
 import os
+import pwd
 import secrets
 import select
 import shutil
@@ -299,11 +300,84 @@ class WazuhHome:
                 os.close(fd)
         return pids
 
-    def cli(self, *args: str, env: dict | None = None, wait: bool = True) -> Result:
-        """An analyst command: python3 custom-virustotal_ip.py --check/--status/--drain ..."""
+    def cli(self, *args: str, env: dict | None = None, wait: bool = True, as_root: bool = False) -> Result:
+        """An analyst command: python3 custom-virustotal_ip.py --check/--status/--drain ...
+
+        Run as root, a command becomes the wazuh user before it touches a file (analyst.py),
+        and the interpreter (under /root here) and pytest's temporary homes are closed to that
+        user. So a test run as root runs it as cron runs --drain, as a user who is not root:
+        the user of a user namespace of its own, to whom root's files are still its own.
+        `as_root`: as root itself (the tests of what root does, test_privileges.py)."""
         python = str(self.root / "framework" / "python" / "bin" / "python3")
-        return self.run_argv([python, str(self.root / "integrations" / "custom-virustotal_ip.py"), *args],
-                             env=env, wait=wait)
+        argv = [python, str(self.root / "integrations" / "custom-virustotal_ip.py"), *args]
+        if os.geteuid() == 0 and not as_root:
+            argv = ["unshare", "--user", "--map-user=65534", "--map-group=65534", "--", *argv]
+        return self.run_argv(argv, env=env, wait=wait)
+
+
+WAZUH_USER = "wazuh"
+TEST_ACCOUNT = "wazuh-virustotal-ip tests"      # the comment that marks a wazuh user made here
+ACCOUNT_USERS = Path("/run/lock/vtip-test-wazuh-user")   # pids of the sessions using one
+
+
+@contextlib.contextmanager
+def wazuh_user():
+    """The wazuh user, for the tests that run the analyst commands as root (they become it).
+    A machine with Wazuh has one: it is used as it is. Elsewhere (CI) one is made, a system
+    account without home or login, marked by its comment, and removed when the last test
+    session on this machine that uses it ends: the sessions using it are listed, under a lock,
+    so that one session's end does not take it from another (pytest-xdist's workers, or a
+    colleague's run). One left by a killed session is removed by the next one's end."""
+    def take(users: set) -> pwd.struct_passwd:
+        try:
+            account = pwd.getpwnam(WAZUH_USER)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+                            "--shell", "/usr/sbin/nologin", "--comment", TEST_ACCOUNT, "--user-group",
+                            WAZUH_USER], check=True, capture_output=True)
+            account = pwd.getpwnam(WAZUH_USER)
+        if account.pw_gecos == TEST_ACCOUNT:
+            users.add(os.getpid())
+        return account
+
+    def give_back(users: set) -> None:
+        users.discard(os.getpid())
+        try:
+            made_here = pwd.getpwnam(WAZUH_USER).pw_gecos == TEST_ACCOUNT
+        except KeyError:
+            made_here = False
+        if made_here and not users:
+            subprocess.run(["userdel", WAZUH_USER], check=True, capture_output=True)
+
+    account = _with_account_users(take)
+    try:
+        yield account
+    finally:
+        _with_account_users(give_back)
+
+
+def _with_account_users(change):
+    """change(users), users being the live pids listed in ACCOUNT_USERS, under its lock; the
+    set as change leaves it is written back."""
+    ACCOUNT_USERS.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(ACCOUNT_USERS, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        users = {int(pid) for pid in os.pread(fd, 1 << 16, 0).split() if pid.isdigit() and _alive(int(pid))}
+        result = change(users)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, " ".join(map(str, sorted(users))).encode(), 0)
+        return result
+    finally:
+        os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 @contextlib.contextmanager

@@ -44,6 +44,13 @@ def sshd_login_line(ip: str) -> str:
             f"port {uuid.uuid4().int % 60000 + 1024} ssh2")
 
 
+def forged_verdict_line(ip: str) -> str:
+    """A log line an attacker writes, shaped like our enrichment of `ip` as malicious: it must
+    raise none of our rules (only our script's location does) and block nothing."""
+    return json.dumps({"integration": "virustotal_ip", "srcip": ip,
+                       "virustotal_ip": {"verdict": "malicious", "found": 1, "source": {"ip": ip}}})
+
+
 def login_message(line: str) -> bytes:
     """The datagram logcollector would send for a line of the manager's own auth.log."""
     return f"1:/var/log/auth.log:{line}".encode()

@@ -2,21 +2,25 @@
 """The analyst and maintenance commands: --check IP, --status, --drain, --stop-workers (see
 cli.py for usage).
 
-Run as root, they first become the owner of the state directory (user wazuh), so that the
-files they create stay usable by integratord's runs. Nothing is sent to Wazuh by --check and
---status; --drain delivers the deferred enrichments.
+Run as root, they first become the wazuh user, before they read or write any file: logs/ and
+var/ are the wazuh group's, so root following a link planted there would write wherever its
+maker chose. They refuse to run as root where there is no wazuh user, and refuse a state
+directory or integrations.log that is a symbolic link. The files they create are wazuh's, as
+integratord's runs need. Nothing is sent to Wazuh by --check and --status; --drain delivers
+the deferred enrichments.
 """
 from __future__ import annotations
 
 import os
+import pwd
 import sys
 import time
 
 from . import settings
 from .codec import iso_utc, shown
-from .address import ip_text, parse_ip, skip_reason
+from .address import ip_text, lookup_address, parse_ip, skip_reason
 from .lookup import Deferred, Found, Lookup, Outbox, drain
-from .state import STATE_DIR, STATS_DAYS, State, open_state, stats_first_day
+from .state import STATE_DIR, STATS_DAYS, State, is_link, open_state, stats_first_day
 from .wazuh import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
@@ -24,25 +28,53 @@ from .wazuh import (
     EXIT_INTERNAL,
     EXIT_OK,
     EXIT_UNDELIVERED,
+    RefusedError,
     build_enrichment,
     integrations_log,
 )
 
 DRAIN_SECONDS = 50            # --drain ends before cron starts the next one
+WAZUH_USER = "wazuh"          # the user Wazuh's daemons, integratord among them, run as
 
 
-def drop_root(directory: str) -> None:
-    """Analyst commands run as root act as the state's owner, so wazuh can keep using it."""
-    if os.geteuid() != 0:
-        return
+def ids_to_take(euid: int, account: pwd.struct_passwd | None) -> tuple | None:
+    """(uid, gid) to take before touching any file: the wazuh user's when run as root, None
+    otherwise. RefusedError when root has no one else to become: it does not go on as root."""
+    if euid != 0:
+        return None
+    if account is None:
+        raise RefusedError(f"run as root, this command becomes the {WAZUH_USER} user before it reads or "
+                           f"writes a file, and this machine has no {WAZUH_USER} user; nothing done")
+    if account.pw_uid == 0:
+        raise RefusedError(f"the {WAZUH_USER} user is root (uid 0); nothing done")
+    return account.pw_uid, account.pw_gid
+
+
+def become_wazuh() -> None:
+    """Run as root, become the wazuh user for good (real, effective and saved ids, no other
+    groups); RefusedError (still root, nothing touched) when that cannot be done."""
+    euid = os.geteuid()
     try:
-        st = os.stat(directory)
-    except OSError:
-        return
-    if st.st_uid != 0:
-        os.setgroups([])
-        os.setgid(st.st_gid)
-        os.setuid(st.st_uid)
+        account = pwd.getpwnam(WAZUH_USER) if euid == 0 else None
+    except KeyError:
+        account = None
+    ids = ids_to_take(euid, account)
+    if ids is not None:
+        try:
+            os.setgroups([])
+            os.setgid(ids[1])
+            os.setuid(ids[0])
+        except OSError as exc:     # a container without CAP_SETUID: still root, so say it on stderr
+            raise RefusedError(f"cannot become the {WAZUH_USER} user ({exc.strerror}); nothing done") from None
+
+
+def refuse_links(home: str) -> None:
+    """RefusedError if integrations.log or the state directory is a symbolic link: checked
+    before the config is read, as its warnings go to the log."""
+    for path in (integrations_log(home).path, f"{home}/var/{STATE_DIR}"):
+        if is_link(path):
+            raise RefusedError(f"{path} is a symbolic link: not used, nothing done "
+                               "(remove the link: the integration makes its own)")
 
 
 def format_check(ip: str, found: Found, cfg) -> str:
@@ -127,15 +159,16 @@ def run_cli(args: list, home: str, started: float) -> int:
     parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, help="seconds per request")
     parser.add_argument("--retries", type=int, default=DEFAULT_RETRIES, help="retries per request")
     ns = parser.parse_args(args)
+    become_wazuh()
     log = integrations_log(home, echo=True)
     if ns.stop_workers:
         from .worker import stop_all
         stopped, running = stop_all()
         print(f"stopped {stopped} lookup worker(s)" + (f"; {running} still running" if running else ""))
         return EXIT_INTERNAL if running else EXIT_OK
+    refuse_links(home)
     cfg = settings.load(home, ns.options, log)
     timeout, retries = min(max(ns.timeout, 1), 300), min(max(ns.retries, 0), 10)
-    drop_root(os.path.join(home, "var", STATE_DIR))
     state = open_state(home, log)
     if ns.status:
         if state is None:
@@ -154,11 +187,11 @@ def run_cli(args: list, home: str, started: float) -> int:
     if packed is None:
         print(f"error: {shown(ns.check)} is not an IP address", file=sys.stderr)
         return EXIT_BAD_INPUT
-    ip = ip_text(packed)
     why = skip_reason(packed, cfg.skip_non_global, cfg.allowlist)
     if why:
-        print(f"{ip}: {why}; the integration never looks it up")
+        print(f"{ip_text(packed)}: {why}; the integration never looks it up")
         return EXIT_OK
+    ip = ip_text(lookup_address(packed))
     outcome = run.lookup(ip)
     if isinstance(outcome, Found):
         print(format_check(ip, outcome, cfg))

@@ -1,14 +1,15 @@
 # SPDX-License-Identifier: MIT
 """The request budget and the quota breaker: whether a VirusTotal request may be made now.
 
-Three limits, all counted in the state's request log, so they hold across concurrent runs:
+Four limits, all counted in the state's request log, so they hold across concurrent runs:
 the manager's per-minute rate and daily quota (its share of the key's, written by the role),
-and the breaker VirusTotal itself trips with a 429. A 429 stops requests for a minute; a 429
-again within two minutes of that block ending means the daily (or monthly) quota is spent,
-and requests stop until 00:00 UTC. A request VirusTotal does not answer in time (after its
-retries) stops requests for a minute too, so that the next lookups do not each wait out the
-whole timeout. The first outage is reported once as an error event; the next successful
-answer closes it.
+the day's share of one IPv6 /64 (ipv6_prefix_requests_per_day: an attacker rotating through a
+/64's addresses misses the cache on each one), and the breaker VirusTotal itself trips with a
+429. A 429 stops requests for a minute; a 429 again within two minutes of that block ending
+means the daily (or monthly) quota is spent, and requests stop until 00:00 UTC. A request
+VirusTotal does not answer in time (after its retries) stops requests for a minute too, so
+that the next lookups do not each wait out the whole timeout. The first outage is reported
+once as an error event; the next successful answer closes it.
 """
 from __future__ import annotations
 
@@ -37,11 +38,21 @@ def budget_reason(*, requests_last_minute: int, requests_today: int, rate_limit:
     return None
 
 
+def prefix_reason(*, prefix: str, requests_today: int, limit: int, now: float) -> str | None:
+    """Why no request may be made now for an address of this IPv6 /64 (its share of the day
+    is spent), or None (pure)."""
+    if limit and requests_today >= limit:
+        return (f"ipv6_prefix_requests_per_day={limit} reached for {prefix}; its addresses wait until "
+                f"{iso_utc(next_utc_midnight(now))}")
+    return None
+
+
 class QuotaBreaker:
     """The budget and the 429 breaker over one state (state.State)."""
 
-    def __init__(self, state, rate_limit: int, daily_quota: int, log) -> None:
+    def __init__(self, state, rate_limit: int, daily_quota: int, log, prefix_limit: int = 0) -> None:
         self.state, self.rate_limit, self.daily_quota, self.log = state, rate_limit, daily_quota, log
+        self.prefix_limit = prefix_limit
 
     def _until(self) -> float:
         return float(self.state.get_state("quota_until", "0") or 0)
@@ -57,6 +68,14 @@ class QuotaBreaker:
         today = self.state.requests_since(next_utc_midnight(now) - 86400) if self.daily_quota else 0
         return budget_reason(requests_last_minute=minute, requests_today=today, rate_limit=self.rate_limit,
                              daily_quota=self.daily_quota, now=now)
+
+    def prefix_blocked(self, prefix: str | None, now: float) -> str | None:
+        """Why no request may be made now for an address of this IPv6 /64 (None: an IPv4
+        address), or None."""
+        if prefix is None or not self.prefix_limit:
+            return None
+        today = self.state.requests_since(next_utc_midnight(now) - 86400, prefix)
+        return prefix_reason(prefix=prefix, requests_today=today, limit=self.prefix_limit, now=now)
 
     def tripped(self, code: str, now: float) -> bool:
         """A 429, or a request VirusTotal did not answer in time (code Timeout): start or

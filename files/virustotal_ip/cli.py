@@ -8,8 +8,10 @@
     custom-virustotal_ip.py --stop-workers   # the uninstall: stop the lookup workers, wait for them
 
 Exit status: wazuh.EXIT_* (0 done or nothing to do, 1 internal error or interrupted, 2 unusable
-command line or alert, 3 not delivered). No traceback is ever printed: main() turns any error
-into one line in integrations.log.
+command line or alert, 3 not delivered, 4 refused: the state directory or integrations.log is a
+symbolic link, or an analyst command run as root finds no wazuh user to become). No traceback
+is ever printed: main() turns any error into one line in integrations.log (a refusal of an
+analyst command: on stderr only).
 """
 from __future__ import annotations
 
@@ -23,8 +25,10 @@ from .wazuh import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
     EXIT_OK,
+    EXIT_REFUSED,
     InputError,
     NoLookup,
+    RefusedError,
     integrations_log,
     parse_integratord_argv,
     read_alert,
@@ -101,11 +105,20 @@ def main(argv: list) -> int:
     started = time.monotonic()
     posix.umask(0o007)   # cache, lock and log files are for root and the wazuh group only
     home = wazuh_home()
+    analyst = len(argv) > 1 and argv[1].startswith("-")
     try:
-        if len(argv) > 1 and argv[1].startswith("-"):
+        if analyst:
             from .analyst import run_cli      # not loaded on integratord's path
             return run_cli(argv[1:], home, started)
         return run_integratord(argv[1:], home, started)
+    except RefusedError as exc:
+        # Nothing was done. An analyst reads it on stderr, not in the log: root may not have
+        # become wazuh, and the log may be the link refused.
+        if analyst:
+            print(f"error: {exc}", file=sys.stderr)
+        else:
+            integrations_log(home).error(str(exc))
+        return EXIT_REFUSED
     except KeyboardInterrupt:
         integrations_log(home).error("interrupted (SIGINT); stopped")
         return EXIT_INTERNAL

@@ -12,6 +12,7 @@ import posix      # not os: see codec.py
 import time
 
 from . import state as st
+from .address import ipv6_prefix, parse_ip
 from .codec import shown
 from .settings import CONFIG_FILE, Settings
 from .verdict import is_fresh, is_usable, needs_pivot_request
@@ -45,11 +46,13 @@ class Found:
 
 
 class Deferred:
-    """Not asked now (budget, quota outage, a lookup holding the lock): the alert waits for --drain."""
-    __slots__ = ("why",)
+    """Not asked now (budget, quota outage, a lookup holding the lock): the alert waits for --drain.
+    `until`: set when only this address must wait, until then (its IPv6 /64's share of the
+    day is spent); other addresses may still be looked up."""
+    __slots__ = ("until", "why")
 
-    def __init__(self, why: str) -> None:
-        self.why = why
+    def __init__(self, why: str, until: float | None = None) -> None:
+        self.why, self.until = why, until
 
 
 class Failed:
@@ -75,6 +78,7 @@ class Lookup:
         self._bound = (started, time_budget)      # the run's time bound, from `started` (monotonic)
         self.serialised = serialised
         self._prepaid = False                     # a request counted by _reserve, not yet made
+        self._prefix = None                       # the IPv6 /64 the requests being made count against
         self._deadline = None
         self._client = None
         self._breaker = None
@@ -100,7 +104,7 @@ class Lookup:
         if self._breaker is None and self.state is not None:
             from .budget import QuotaBreaker
             self._breaker = QuotaBreaker(self.state, self.cfg.rate_limit_per_minute, self.cfg.daily_quota,
-                                         self.log)
+                                         self.log, self.cfg.ipv6_prefix_requests_per_day)
         return self._breaker
 
     def _count_request(self) -> None:
@@ -113,7 +117,7 @@ class Lookup:
     def _record_request(self) -> None:
         if self.state is not None:
             try:
-                self.state.record_request()
+                self.state.record_request(self._prefix)
             except st.Error as exc:
                 self.log.warning(f"cannot record a VT request in the cache ({exc})")
 
@@ -166,27 +170,38 @@ class Lookup:
         except DeadlineExceeded:
             return None
 
-    def _reserve(self) -> str | None:
-        """Why no request may be made now, or None. Unserialised, the check and the request's
-        count are one step under lookup.lock, so parallel workers never overrun the budget."""
+    def _reserve(self, ip: str) -> Deferred | None:
+        """Why no request for `ip` may be made now, or None. Unserialised, the check and the
+        request's count are one step under lookup.lock, so parallel workers never overrun the
+        budget (nor a /64's share of it)."""
         if self.serialised or self.state is None:
-            return self.blocked_now()
+            return self.blocked_now(ip)
         lock = self._lock()
         if lock is None:
-            return "another lookup held the lock for the whole time budget"
+            return Deferred("another lookup held the lock for the whole time budget")
         try:
-            why = self.blocked_now()
-            if why is None:
+            held = self.blocked_now(ip)
+            if held is None:
                 self._record_request()
                 self._prepaid = True
-            return why
+            return held
         finally:
             posix.close(lock)
 
-    def blocked_now(self) -> str | None:
-        """Why no VirusTotal request may be made now (budget, quota or outage), or None."""
-        breaker = self.breaker()
-        return None if breaker is None else breaker.blocked(time.time())
+    def blocked_now(self, ip: str | None = None) -> Deferred | None:
+        """Why no VirusTotal request may be made now (budget, quota or outage; for `ip`, also its
+        IPv6 /64's share of the day), or None."""
+        breaker, now = self.breaker(), time.time()
+        if breaker is None:
+            return None
+        why = breaker.blocked(now)
+        if why:
+            return Deferred(why)
+        why = breaker.prefix_blocked(None if ip is None else prefix_of(ip), now)
+        if why:
+            from .budget import next_utc_midnight    # (loaded by breaker())
+            return Deferred(why, until=next_utc_midnight(now))
+        return None
 
     def _answered(self) -> None:
         breaker = self.breaker()
@@ -196,19 +211,20 @@ class Lookup:
     def _fetch(self, ip: str, entry: dict | None) -> Found | Deferred | Failed:
         from .virustotal import VTError
         cfg = self.cfg
+        self._prefix = prefix_of(ip)
         try:
             if entry is None:
-                why = self._reserve()
-                if why:
-                    return Deferred(why)
+                held = self._reserve(ip)
+                if held:
+                    return held
                 facts = self.client().ip_object(ip)
                 self._answered()
                 entry = {"found": facts is not None, "facts": facts, "fetched_at": time.time()}
                 self._store(ip, entry)
             if needs_pivot_request(entry, cfg, time.time()):
-                why = self._reserve()
-                if why:
-                    return Deferred(why)
+                held = self._reserve(ip)
+                if held:
+                    return held
                 try:
                     entry["pivot"] = self.client().communicating_files(ip, cfg.pivot_limit)
                     self._answered()
@@ -225,7 +241,7 @@ class Lookup:
             breaker = self.breaker() if exc.quota or exc.code == "Timeout" else None
             return Failed(exc, True if breaker is None else breaker.tripped(exc.code, time.time()))
         finally:
-            self._prepaid = False
+            self._prepaid, self._prefix = False, None
         return Found(entry, False)
 
     def _cached(self, ip: str) -> dict | None:
@@ -250,6 +266,12 @@ class Lookup:
                 self.state.count(name)
             except (st.Error, OSError):
                 pass  # statistics only
+
+
+def prefix_of(ip: str) -> str | None:
+    """The IPv6 /64 a looked-up address counts against; None for IPv4."""
+    packed = parse_ip(ip)
+    return None if packed is None else ipv6_prefix(packed)
 
 
 class Outbox:
@@ -342,11 +364,12 @@ def queue_for_worker(run: Lookup, out: Outbox, target: Target, job: Callable[[],
     """The worker path of a miss: queue the alert and start a worker if a slot is free. The
     exit status, or None when it could not be queued (the caller looks it up inline)."""
     log, ip, source = run.log, target.ip, target.source
-    # While the budget or an outage allows no request, a worker would start only to stop:
-    # the alert waits, deferred, and none is started (a storm would start one per alert).
-    why = run.blocked_now()
-    if why:
-        return EXIT_OK if out.queue(source, why, deferred=True) else None
+    # While the budget (or this address's /64 share) or an outage allows no request, a worker
+    # would start only to stop: the alert waits, deferred, and none is started (a storm would
+    # start one per alert).
+    held = run.blocked_now(ip)
+    if held:
+        return EXIT_OK if out.queue(source, held.why, deferred=True) else None
     if not out.queue(source, "for the lookup worker", deferred=False):
         return carry(run, source, job)
     from .worker import start

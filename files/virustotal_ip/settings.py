@@ -75,6 +75,12 @@ SCHEMA = (
     Setting("daily_quota", "int", 0,
             "VirusTotal requests a day on this manager (0: no cap); past it, lookups are deferred until "
             "00:00 UTC. The role writes its share of the key's.", 0, 10**9, role=False),
+    Setting("ipv6_prefix_requests_per_day", "int", 20,
+            "VirusTotal requests a day for the addresses of one IPv6 /64 (0: no limit). An attacker rotating "
+            "addresses within a /64 misses the cache on each; this keeps them from spending the daily quota. "
+            "Past it, that /64's lookups are deferred until 00:00 UTC; other addresses are still looked up, and "
+            "each address keeps its own verdict. Counted per manager; IPv4 addresses (also one an IPv6 address "
+            "carries, looked up as itself) count against no /64.", 0, 10**9),
     Setting("budget_managers", "int", 1, "Managers sharing the key, shown by --status (the role writes it).",
             1, 10000, role=False),
 )
@@ -189,6 +195,7 @@ class Settings:
         self.lookup_parallel: int = values["lookup_parallel"]
         self.rate_limit_per_minute: int = values["rate_limit_per_minute"]
         self.daily_quota: int = values["daily_quota"]
+        self.ipv6_prefix_requests_per_day: int = values["ipv6_prefix_requests_per_day"]
         self.budget_managers: int = values["budget_managers"]
 
 

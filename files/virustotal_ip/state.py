@@ -27,10 +27,12 @@ except ImportError:                 # (and the `datetime` import they need)
 
 from .address import ip_text, parse_ip
 from .codec import json_dumps, json_loads
+from .wazuh import RefusedError
 
 STATE_DIR = "virustotal_ip"   # in <home>/var
 QUEUE_DIR = "queue"           # in the state directory: alerts queued by runs, a file each
-SCHEMA_VERSION = 4            # 3: pending.slot (a worker's claim) and pending.deferred; 4: taken
+SCHEMA_VERSION = 5            # 3: pending.slot (a worker's claim) and pending.deferred; 4: taken;
+                              # 5: requests.prefix (an IPv6 /64's share) and pending.not_before
 TAKEN_DAYS = 1                # days a queue file's name is remembered after it was taken
 PENDING_MAX = 10000           # deferred alerts kept at most (oldest dropped, logged)
 PENDING_LOG_MAX = 8192        # characters of full_log kept with a deferred alert
@@ -82,20 +84,24 @@ class State:
                     CREATE TABLE IF NOT EXISTS cache(ip TEXT PRIMARY KEY, entry TEXT NOT NULL,
                                                      fetched_at REAL NOT NULL);
                     CREATE INDEX IF NOT EXISTS cache_age ON cache(fetched_at);
-                    CREATE TABLE IF NOT EXISTS requests(ts REAL NOT NULL);
+                    CREATE TABLE IF NOT EXISTS requests(ts REAL NOT NULL, prefix TEXT);
                     CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value TEXT);
                     CREATE TABLE IF NOT EXISTS stats(day TEXT, name TEXT, n INTEGER,
                                                      PRIMARY KEY(day, name));
                     CREATE TABLE IF NOT EXISTS pending(
                         id INTEGER PRIMARY KEY, ip TEXT NOT NULL, source TEXT NOT NULL,
                         queued_at REAL NOT NULL, alert_key TEXT UNIQUE,
-                        slot INTEGER, deferred INTEGER NOT NULL DEFAULT 1);
+                        slot INTEGER, deferred INTEGER NOT NULL DEFAULT 1, not_before REAL);
                     CREATE TABLE IF NOT EXISTS taken(name TEXT PRIMARY KEY);""")
-                # version 2's pending table lacks the two last columns
-                columns = {row[1] for row in db.execute("PRAGMA table_info(pending)")}
-                for name, decl in (("slot", "INTEGER"), ("deferred", "INTEGER NOT NULL DEFAULT 1")):
-                    if name not in columns:
-                        db.execute(f"ALTER TABLE pending ADD COLUMN {name} {decl}")
+                # columns added since: version 2's pending lacks slot and deferred; 4's lacks
+                # not_before, and its requests lack prefix (their requests count against none)
+                for table, name, decl in (("pending", "slot", "INTEGER"),
+                                          ("pending", "deferred", "INTEGER NOT NULL DEFAULT 1"),
+                                          ("pending", "not_before", "REAL"), ("requests", "prefix", "TEXT")):
+                    if name not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+                db.execute("CREATE INDEX IF NOT EXISTS requests_prefix ON requests(prefix, ts) "
+                           "WHERE prefix IS NOT NULL")
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
                 db.execute("COMMIT")
         except BaseException:
@@ -160,13 +166,18 @@ class State:
                 posix.unlink(path)
 
     # -- requests and the quota outage
-    def record_request(self) -> None:
+    def record_request(self, prefix: str | None = None) -> None:
+        """One request made now; `prefix`: the IPv6 /64 of its address (None for IPv4)."""
         now = time.time()
-        self.db.execute("INSERT INTO requests(ts) VALUES (?)", (now,))
+        self.db.execute("INSERT INTO requests(ts, prefix) VALUES (?, ?)", (now, prefix))
         self.db.execute("DELETE FROM requests WHERE ts < ?", (now - 2 * 86400,))
 
-    def requests_since(self, since: float) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM requests WHERE ts >= ?", (since,)).fetchone()[0]
+    def requests_since(self, since: float, prefix: str | None = None) -> int:
+        """Requests made since `since`: all of them, or those for the addresses of `prefix`."""
+        if prefix is None:
+            return self.db.execute("SELECT COUNT(*) FROM requests WHERE ts >= ?", (since,)).fetchone()[0]
+        return self.db.execute("SELECT COUNT(*) FROM requests WHERE prefix = ? AND ts >= ?",
+                               (prefix, since)).fetchone()[0]
 
     def get_state(self, key: str, default: str = "") -> str:
         row = self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
@@ -324,12 +335,15 @@ class State:
     def claim(self, slot: int) -> tuple:
         """(ip, last id) : the next IP no worker is on, its waiting alerts now claimed by `slot`,
         and the newest pending id at that moment; (None, last id) when there is none. One
-        transaction, so two workers never claim one IP."""
+        transaction, so two workers never claim one IP. Alerts released `not_before` a time
+        to come (their IPv6 /64's share is spent) are passed over until then, unless a newer
+        alert for the same IP comes."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             row = self.db.execute(
-                "SELECT ip FROM pending WHERE slot IS NULL AND ip NOT IN "
-                "(SELECT ip FROM pending WHERE slot IS NOT NULL) ORDER BY id LIMIT 1").fetchone()
+                "SELECT ip FROM pending WHERE slot IS NULL AND (not_before IS NULL OR not_before <= ?) "
+                "AND ip NOT IN (SELECT ip FROM pending WHERE slot IS NOT NULL) ORDER BY id LIMIT 1",
+                (time.time(),)).fetchone()
             if row is not None:
                 self.db.execute("UPDATE pending SET slot = ? WHERE ip = ? AND slot IS NULL", (slot, row[0]))
             last = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM pending").fetchone()[0]
@@ -340,11 +354,14 @@ class State:
             raise
         return (row[0] if row else None), last
 
-    def release(self, slot: int, ip: str | None = None, deferred: bool = False) -> None:
+    def release(self, slot: int, ip: str | None = None, deferred: bool = False,
+                not_before: float | None = None) -> None:
         """Give back the alerts `slot` claimed (for `ip`, or all), marked deferred if they
-        must now wait for the budget or VirusTotal."""
-        self.db.execute("UPDATE pending SET slot = NULL, deferred = MAX(deferred, ?) "
-                        "WHERE slot = ? AND (? IS NULL OR ip = ?)", (int(deferred), slot, ip, ip))
+        must now wait for the budget or VirusTotal; `not_before`: not claimed again before
+        then (their IPv6 /64's share of the day is spent)."""
+        self.db.execute("UPDATE pending SET slot = NULL, deferred = MAX(deferred, ?), "
+                        "not_before = COALESCE(?, not_before) WHERE slot = ? AND (? IS NULL OR ip = ?)",
+                        (int(deferred), not_before, slot, ip, ip))
 
     def defer_waiting(self) -> None:
         """Every alert no worker is on now waits for the budget or VirusTotal."""
@@ -406,9 +423,26 @@ def queued_at(name: str) -> float:
     return int(name[:20]) / 1e9
 
 
+S_IFMT, S_IFLNK = 0o170000, 0o120000     # stat.S_IFMT and S_IFLNK, without importing stat
+
+
+def is_link(path: str) -> bool:
+    """`path` is a symbolic link (lstat: the link itself, never where it points)."""
+    try:
+        return posix.lstat(path).st_mode & S_IFMT == S_IFLNK
+    except OSError:
+        return False         # absent, or not ours to see: opening it fails on its own
+
+
 def open_state(home: str, log) -> State | None:
-    """The state, or None (run uncached) when it cannot be used; never fatal."""
+    """The state, or None (run uncached) when it cannot be used. RefusedError when the
+    directory is a symbolic link: var/ is the wazuh group's, so whoever made the link chose
+    where the cache, its budget and its locks are; nothing is looked up (the budget cannot be
+    checked)."""
     directory = f"{home}/var/{STATE_DIR}"
+    if is_link(directory):
+        raise RefusedError(f"{directory} is a symbolic link: not used, nothing looked up "
+                           "(remove the link: the integration makes the directory itself)")
     try:
         try:
             posix.mkdir(directory, 0o770)

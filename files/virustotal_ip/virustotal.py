@@ -18,6 +18,7 @@ USER_AGENT_TOOL = "wazuh-custom-virustotal_ip"
 MAX_VT_BODY = 8 << 20         # a VT answer larger than this is treated as malformed
 MAX_TAGS = 32
 MAX_ENGINES = 512
+KEY_MARK = "[api key]"        # what stands for the API key wherever VirusTotal's answer repeats it
 
 
 class VTError(Exception):
@@ -30,6 +31,13 @@ class VTError(Exception):
         self.description = description
         self.transient = transient   # worth retrying later (timeouts, 5xx, quota)
         self.quota = quota           # 429: stop all requests until the quota can have reset
+
+
+def without_key(text: str, api_key: str) -> str:
+    """VirusTotal's answer with every copy of the API key replaced by KEY_MARK: an error
+    message may repeat the key it was sent, and VirusTotal's words go on to integrations.log
+    and to events. Applied to the whole answer before it is read, so no field carries it on."""
+    return text.replace(api_key, KEY_MARK) if api_key else text
 
 
 def _count(stats: dict, key: str) -> int:
@@ -167,7 +175,7 @@ class VTClient:
             raise VTError("ConnectionError", f"cannot reach VirusTotal ({kind})",
                           transient=True) from None
         try:
-            body = json_loads(raw.decode("utf-8")) if raw else None
+            body = json_loads(without_key(raw.decode("utf-8"), self.api_key)) if raw else None
         except (ValueError, RecursionError):
             body = None
         code = dig(body, "error.code")

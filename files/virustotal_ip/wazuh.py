@@ -13,7 +13,7 @@ import posix      # not os: see codec.py
 import sys
 import time
 
-from .address import ip_text, parse_ip, skip_reason
+from .address import ip_text, lookup_address, parse_ip, skip_reason
 from .codec import clean_text, dig, iso_utc, json_dumps, json_loads, shown, text_at
 from .verdict import evaluate
 
@@ -29,6 +29,7 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 EXIT_UNDELIVERED = 3
+EXIT_REFUSED = 4              # a symbolic link where our own file belongs, or root without a wazuh user
 
 
 SCRIPT_NAME = "custom-virustotal_ip"
@@ -40,6 +41,11 @@ class InputError(Exception):
 
 class DeliveryError(Exception):
     """analysisd's queue socket did not take the message (exit 3)."""
+
+
+class RefusedError(Exception):
+    """Going on would let someone else choose what this process writes (exit 4): nothing is
+    done. Said on stderr to an analyst, in integrations.log for integratord's runs."""
 
 
 # --------------------------------------------------------------------------- integrations.log
@@ -63,7 +69,9 @@ class Log:
         if self.echo and level != "DEBUG":
             sys.stderr.write(f"{level}: {msg}\n")
         try:
-            fd = posix.open(self.path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT, 0o660)
+            # O_NOFOLLOW: logs/ is the wazuh group's, so the log may be a link planted to make
+            # whoever runs this append to another file.
+            fd = posix.open(self.path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_NOFOLLOW, 0o660)
             try:
                 posix.write(fd, line.encode("utf-8", "replace"))
             finally:
@@ -139,13 +147,13 @@ def read_alert(path: str) -> dict:
 
 
 def is_own_enrichment(alert: dict) -> bool:
-    """The loop guard: the alert is one of our own enrichments coming back."""
-    location = alert.get("location")
-    groups = dig(alert, "rule.groups")
-    return (dig(alert, "data.integration") == INTEGRATION
-            or (isinstance(location, str) and (location == INTEGRATION
-                                               or location.endswith("->" + INTEGRATION)))
-            or (isinstance(groups, list) and "vt_ip" in groups))
+    """The loop guard: the alert is one of our own enrichments coming back.
+
+    Decided by the location alone, the one thing a log line cannot choose: analysisd writes
+    `virustotal_ip` for what our script sent (the manager's form and the agent-routed form
+    alike), and a file's path for a line read from a log. An alert's data and groups are the
+    attacker's: a forged line holding `"integration": "virustotal_ip"` is an ordinary alert."""
+    return alert.get("location") == INTEGRATION
 
 
 def select_ip(alert: dict, fields: tuple) -> tuple:
@@ -197,10 +205,10 @@ def target_of(alert: dict, cfg) -> Target | NoLookup:
     packed, field = select_ip(alert, cfg.ip_fields)
     if packed is None:
         return NoLookup(f"alert {alert_id}: no valid IP in {', '.join(cfg.ip_fields)}; nothing sent")
-    ip = ip_text(packed)
     why = skip_reason(packed, cfg.skip_non_global, cfg.allowlist)
     if why:
-        return NoLookup(f"alert {alert_id}: {field} {ip} is {why}; not looked up")
+        return NoLookup(f"alert {alert_id}: {field} {ip_text(packed)} is {why}; not looked up")
+    ip = ip_text(lookup_address(packed))
     return Target(ip, alert_source(alert, ip))
 
 

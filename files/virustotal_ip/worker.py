@@ -27,7 +27,7 @@ import time
 
 from . import state as st
 from .codec import json_dumps, json_loads
-from .wazuh import EXIT_INTERNAL, EXIT_OK, EXIT_UNDELIVERED, DeliveryError, error_event
+from .wazuh import EXIT_INTERNAL, EXIT_OK, EXIT_REFUSED, EXIT_UNDELIVERED, DeliveryError, RefusedError, error_event
 
 LOCK_FD = 3                   # the slot's lock, handed over by the run that started the worker
 MAX_JOB = 1 << 20             # bytes of job read from stdin at most
@@ -146,7 +146,11 @@ def main(slot: int) -> int:
         return EXIT_OK          # uninstalled since the run queued: not made again by open_state
     log = integrations_log(home, debug=bool(job.get("debug")))
     cfg = settings.load(home, None, Quiet(), options=job.get("options") or None)
-    state = st.open_state(home, log)
+    try:
+        state = st.open_state(home, log)
+    except RefusedError as exc:        # made a link since the run that started this worker
+        log.error(f"lookup worker: {exc}")
+        return EXIT_REFUSED
     if state is None:
         return EXIT_INTERNAL
     lookup_for = lookups(cfg=cfg, log=log, state=state, api_key=job.get("api_key") or cfg.api_key,
@@ -253,9 +257,11 @@ def look_up_claimed(ip: str, slot: int, run, out, log) -> int | None:
     if isinstance(outcome, Found):
         return out.flush_pending(ip, outcome, slot=slot)
     if isinstance(outcome, Deferred):
-        state.release(slot, ip, deferred=True)
-        state.defer_waiting()
+        state.release(slot, ip, deferred=True, not_before=outcome.until)
         log.info(f"deferred lookup of {ip}: {outcome.why}")
+        if outcome.until is not None:
+            return 0                       # only its IPv6 /64 waits: the other addresses go on
+        state.defer_waiting()
         return None
     exc = outcome.error
     rows = state.pending_for(ip, slot)

@@ -222,6 +222,31 @@ def test_agent_routed_location_attributes_the_alert_to_the_agent(manager):
     assert alert["agent"] == {"id": "017", "name": "web:01"} and alert["location"] == "virustotal_ip"
 
 
+# Where a line of a log, the attacker's, can come from: a file on the manager, a file on an
+# agent (remoted's form), one whose path ends like our location, and near misses of ours.
+FORGED_LOCATIONS = ["/var/log/auth.log", "[001] (web01) 10.0.0.7->/var/log/auth.log",
+                    "[001] (web01) 10.0.0.7->/var/log/app/x->virustotal_ip", "/tmp/virustotal_ip",
+                    "[001] (web01) 10.0.0.7->/var/log/virustotal_ip", "[001] (web01) any->virustotal_ip.log",
+                    "virustotal_ipx", "VirusTotal_IP", "xvirustotal_ip"]
+
+
+def test_our_rules_answer_only_events_from_our_own_location(manager):
+    """A log line shaped like our enrichment raises none of our rules (nor Active Response):
+    only the two locations our script sends from do."""
+    with_rules(manager, VT_RULES, "virustotal_ip_rules.xml")
+    for location in FORGED_LOCATIONS:
+        escaped = location.replace("|", "||").replace(":", "|:")
+        manager.send(vt_message().replace(b"1:virustotal_ip:", f"1:{escaped}:".encode(), 1))
+    sentinel(manager)
+    assert [(a["rule"]["id"], a["location"]) for a in manager.alerts() if a["rule"]["id"].startswith("1999")] == []
+    manager.send(vt_message())
+    manager.send(vt_message().replace(b"1:virustotal_ip:", b"1:[001] (web01) 10.0.0.7->virustotal_ip:", 1))
+    manager.send(vt_message().replace(b"1:virustotal_ip:", b"1:[002] (db|:02) any->virustotal_ip:", 1))
+    sentinel(manager)
+    assert sorted((a["rule"]["id"], a["agent"]["id"]) for a in manager.alerts() if a["rule"]["id"] == "199901") == \
+        [("199901", "000"), ("199901", "001"), ("199901", "002")]
+
+
 def test_datagram_over_65535_bytes_is_not_decoded(manager):
     with_rules(manager, VT_RULES, "virustotal_ip_rules.xml")
     big = vt_message(padding="x" * 70000)

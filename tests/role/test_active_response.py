@@ -69,3 +69,23 @@ def test_a_command_ossec_conf_does_not_define_is_refused_before_anything_changes
     assert r.returncode != 0 and "defines no <command> of that name" in out, out[-3000:]
     assert manager.read(f"{OSSEC}/etc/ossec.conf") == conf
     assert manager.exec("test", "-e", f"{OSSEC}/integrations/custom-virustotal_ip.py").returncode != 0
+
+
+def test_an_address_on_the_white_list_is_never_blocked_and_its_neighbour_is(manager, tmp_path):
+    """virustotal_ip_active_response_white_list becomes Wazuh's <global><white_list>, which
+    analysisd checks before any response: a malicious verdict for a listed address blocks nothing."""
+    neighbour = "64.62.197.133"
+    r = manager.site(tmp_path, *AR, "-e", "virustotal_ip_active_response_enabled=true",
+                     "-e", f'{{"virustotal_ip_active_response_white_list": ["{MALICIOUS}", "198.51.100.0/24"]}}',
+                     api_key=KEY)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert ("  <global>\n    <white_list>64.62.197.132</white_list>\n    <white_list>198.51.100.0/24</white_list>\n"
+            "  </global>\n") in manager.role_block()
+    listed = manager.enrichment_for(MALICIOUS)
+    assert (listed["rule"]["id"], listed["data"]["srcip"]) == ("199901", MALICIOUS)
+    blocked = manager.enrichment_for(neighbour)
+    assert (blocked["rule"]["id"], blocked["data"]["srcip"]) == ("199901", neighbour)
+    manager.wait(lambda: f"ALL:{neighbour}" in manager.hosts_deny(), 30, f"{neighbour} in /etc/hosts.deny")
+    # execd runs responses in order: the listed address, alerted first, would be there by now
+    assert f"ALL:{MALICIOUS}\n" not in manager.hosts_deny() + "\n"
+    assert MALICIOUS not in manager.read(f"{OSSEC}/logs/active-responses.log")

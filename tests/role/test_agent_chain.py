@@ -7,7 +7,8 @@ connected to remoted over 127.0.0.1. An sshd login written to the agent's /var/l
 logcollector -> agentd -> remoted -> analysisd (5715 as agent 001) -> integratord -> our script
 -> its enrichment, routed to agent 001 -> 199901 as agent 001 -> Active Response with location
 local -> the agent's execd runs the command. The address is blocked on the agent, not on the
-manager; the unknown address is not blocked; at the timeout the agent lifts the block.
+manager; the unknown address is not blocked; at the timeout the agent lifts the block. A line
+shaped like our enrichment, written to the same log, raises none of our rules and blocks nothing.
 """
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import time
 
 import pytest
 from manager_harness import OSSEC, Agent, Manager
-from wazuh_events import login_and_enrichment
+from wazuh_events import forged_verdict_line, login_and_enrichment
 
 KEY = "agent-chain-key"
 MALICIOUS, UNKNOWN = "64.62.197.132", "108.157.98.17"
+FORGED = "203.0.113.77"      # VirusTotal is never asked about it: only a forged line names it
 TIMEOUT = 20          # the block's, in seconds: long enough to see it, short enough to see it lifted
 
 
@@ -53,17 +55,22 @@ def test_a_malicious_login_on_an_agent_is_blocked_by_host_deny_on_that_agent_unt
         assert (trigger["rule"]["id"], trigger["agent"]) == ("5715", {"id": "001", "name": "web01"})
         assert (unknown["rule"]["id"], unknown["agent"]["id"], unknown["data"]["srcip"]) == ("199903", "001", UNKNOWN)
 
+        # An attacker's line in the same log, ahead of the genuine login: logcollector sends it first
+        # and analysisd decodes it as JSON, long before the genuine login's enrichment comes back.
+        agent.log(forged_verdict_line(FORGED))
         start = time.monotonic()
         _, malicious = login_on(agent, manager, MALICIOUS)
         assert (malicious["rule"]["id"], malicious["agent"]["id"], malicious["agent"]["name"]) == ("199901", "001",
                                                                                                  "web01")
         agent.wait(lambda: f"ALL:{MALICIOUS}" in agent.hosts_deny(), 30, f"{MALICIOUS} in the agent's /etc/hosts.deny")
         print(f"\nfrom the login on the agent to the block on the agent: {time.monotonic() - start:.1f} s")
+        forged = [(a["rule"]["id"], a["location"]) for a in manager.alerts_with(FORGED)]
+        assert [f for f in forged if f[0].startswith("1999")] == [] and FORGED not in agent.hosts_deny()
         # execd runs responses in order: the unknown verdict, alerted first, would be there by now
         assert UNKNOWN not in agent.hosts_deny()
         assert MALICIOUS not in manager.hosts_deny() and UNKNOWN not in manager.hosts_deny()
         log = agent.read(f"{OSSEC}/logs/active-responses.log")
-        assert "host-deny" in log and MALICIOUS in log and UNKNOWN not in log
+        assert "host-deny" in log and MALICIOUS in log and UNKNOWN not in log and FORGED not in log
 
         agent.wait(lambda: MALICIOUS not in agent.hosts_deny(), TIMEOUT + 30, f"{MALICIOUS} lifted at the timeout")
     finally:

@@ -51,3 +51,28 @@ def test_a_stopped_analysisd_gets_a_clear_message_in_bounded_time(manager, tmp_p
     out = " ".join(r.stdout.split())
     assert "Cannot prove the rules fire: no answer from wazuh-analysisd" in out and "is the manager running?" in out
     untouched(manager, before)
+
+
+# An administrator's overwrite of our base rule, say to reword it, that drops its <location>.
+UNGUARDED = """<group name="local,virustotal,vt_ip,">
+  <rule id="199900" level="3" overwrite="yes">
+    <if_sid>87100</if_sid>
+    <field name="integration">^virustotal_ip$</field>
+    <description>VirusTotal IP reputation event (reworded)</description>
+  </rule>
+</group>
+"""
+
+
+def test_rules_that_let_a_log_line_raise_our_verdict_are_refused_and_named(manager, tmp_path):
+    """The proof also sends our event from a log file's location: were the base rule not bound to our
+    location, a line in any monitored log could raise 199901 and drive Active Response."""
+    manager.put(f"{OSSEC}/etc/rules/zz_reworded.xml", UNGUARDED, mode="0660", owner="wazuh:wazuh")
+    before = manager.snapshot()
+    r = manager.site(tmp_path)
+    assert r.returncode != 0
+    out = " ".join(r.stdout.split())
+    assert "The change was rolled back" in out
+    assert ("A line shaped like our event in a log file (location /var/log/auth.log) raised our rule 199901: the "
+            "rules on disk do not restrict our events to our own location" in out)
+    untouched(manager, before)

@@ -51,8 +51,15 @@ def apply_role(tmp_path: Path, overrides: dict) -> subprocess.CompletedProcess:
     ({"virustotal_ip_trigger_groups": ["sshd,web"]}, "take no commas"),
     ({"virustotal_ip_cache_ttl_hours": {"weird": 1}}, "virustotal_ip_cache_ttl_hours"),
     ({"virustotal_ip_api_url": "ftp://x"}, "virustotal_ip_api_url"),
+    ({"virustotal_ip_active_response_white_list": ["10.0.0.0/8", "2001:db8::1"]},
+     'must hold IPv4 addresses or CIDRs (192.0.2.10, 10.0.0.0/8), not ["2001:db8::1"]'),
+    ({"virustotal_ip_active_response_white_list": ["10.0.0.256", "10.0.0.0/33"]}, '["10.0.0.256", "10.0.0.0/33"]'),
+    ({"virustotal_ip_active_response_white_list": ["192.0.2.10", "10.0.0.0/8"]}, None),
+    ({"virustotal_ip_active_response_white_list": ["10.0.0.1"], "virustotal_ip_manage_ossec_conf": False},
+     "virustotal_ip_active_response_white_list needs virustotal_ip_manage_ossec_conf: true"),
 ], ids=["no-key", "type", "choice", "string-as-list", "level-17", "pivot-limit-0", "id-7-digits",
-        "loop-group", "loop-rule-id", "level-only-trigger", "comma-in-group", "ttl-key", "url"])
+        "loop-group", "loop-rule-id", "level-only-trigger", "comma-in-group", "ttl-key", "url",
+        "white-list-ipv6", "white-list-bad-octet", "white-list-good", "white-list-without-block"])
 def test_bad_variable_fails_before_anything_changes_naming_it(tmp_path, overrides, named):
     r = apply_role(tmp_path, overrides)
     output = r.stdout + r.stderr

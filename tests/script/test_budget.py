@@ -6,6 +6,7 @@ into the past, never by sleeping.
 """
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
@@ -141,6 +142,48 @@ def test_daily_quota_defers_until_midnight_utc_then_drain_sends_it(home, vt):
     assert (e["source"]["ip"], e["source"]["alert_id"], e["deferred"]) == ("8.8.4.4", "7.3", True)
 
 
+ROTATING = [f"2a0b:4140:1234:5678::{n:x}" for n in range(1, 9)]     # eight addresses of one /64
+
+
+@pytest.mark.parametrize("mode", ["worker", "inline"])
+def test_misses_within_one_ipv6_64_make_at_most_its_daily_share_of_requests_and_other_addresses_go_on(
+        home, vt, mode):
+    configure(home, ipv6_prefix_requests_per_day=3, lookup_mode=mode)
+    rotating = [home.run(alert(ip, f"10.{n}")) for n, ip in enumerate(ROTATING)]
+    other = home.run(alert("2a0b:4140:1234:5679::1", "10.8"))          # the next /64
+    ipv4 = home.run(alert("64.62.197.132", "10.9"))                     # counts against no /64
+    assert vt.paths() == [f"/api/v3/ip_addresses/{ip}" for ip in
+                          [*ROTATING[:3], "2a0b:4140:1234:5679::1", "64.62.197.132"]]
+    # each address has its own verdict; the rest of the /64 waits, deferred, for its next share
+    assert [r.event()["virustotal_ip"]["source"]["ip"] for r in [*rotating[:3], other, ipv4]] == \
+        [*ROTATING[:3], "2a0b:4140:1234:5679::1", "64.62.197.132"]
+    assert [r.messages for r in rotating[3:]] == [[]] * 5
+    assert ("ipv6_prefix_requests_per_day=3 reached for 2a0b:4140:1234:5678::/64; its addresses wait until"
+            in rotating[3].log)
+    assert [(ip, deferred) for ip, deferred, _ in home.waiting()] == [(ip, 1) for ip in ROTATING[3:]]
+    assert home.cli("--drain").messages == [] and len(vt.requests) == 5     # still today
+    home.sql("UPDATE requests SET ts = ts - 86400")                         # midnight UTC has passed
+    home.sql("UPDATE pending SET not_before = not_before - 86400")
+    sent = home.cli("--drain").enrichments()
+    assert [(e["source"]["ip"], e["deferred"]) for e in sent] == [(ip, True) for ip in ROTATING[3:6]]
+    assert [ip for ip, _, _ in home.waiting()] == ROTATING[6:] and len(vt.requests) == 8
+
+
+def test_parallel_runs_and_workers_for_one_ipv6_64_never_overrun_its_share(home, vt):
+    """The share is counted in the state, checked and counted under lookup.lock as the rest of
+    the budget is: twelve runs at once, four workers, three requests."""
+    configure(home, ipv6_prefix_requests_per_day=3, lookup_parallel=4)
+    vt.fail(delay=0.2)
+    ips = [f"2a0b:4140:1234:5678::{n:x}" for n in range(1, 13)]
+    procs = [subprocess.Popen(home.integratord_argv(home.write_alert(alert(ip, f"11.{n}"))), cwd=home.root,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for n, ip in enumerate(ips)]
+    assert [p.wait(timeout=60) for p in procs] == [0] * len(procs)
+    home.wait_workers()
+    assert len(vt.requests) == 3
+    assert len(home.drain_queue()) == 3 and len(home.waiting()) == 9
+
+
 def test_status_shows_this_managers_share_of_the_keys_budget(home, vt):
     configure(home, rate_limit_per_minute=1, daily_quota=166, budget_managers=3)
     home.run(alert("64.62.197.132", "8.1"))
@@ -182,7 +225,8 @@ def test_check_takes_the_key_from_the_environment(home, vt):
 
 
 @pytest.mark.parametrize("arg,rc,text", [("1.2.3.4/../x", 2, "is not an IP address"),
-                                         ("10.0.0.1", 0, "not a global address")])
+                                         ("10.0.0.1", 0, "not a global address"),
+                                         ("64:ff9b::7f00:1", 0, "not a global address (it carries 127.0.0.1)")])
 def test_check_refuses_what_the_integration_would_not_look_up(home, vt, arg, rc, text):
     r = home.cli("--check", arg)
     assert r.rc == rc and text in (r.stdout + r.stderr) and vt.requests == []

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import sqlite3
 
 import pytest
@@ -45,6 +46,27 @@ def test_ipv4_mapped_ipv6_is_looked_up_as_its_ipv4_address(home, vt):
     assert vt.paths() == ["/api/v3/ip_addresses/64.62.197.132"]
 
 
+@pytest.mark.parametrize("ip,why", [
+    ("64:ff9b::7f00:1", "not a global address (it carries 127.0.0.1)"),           # NAT64 of loopback
+    ("64:ff9b::a00:1", "not a global address (it carries 10.0.0.1)"),
+    ("::ffff:0:192.168.1.1", "not a global address (it carries 192.168.1.1)"),    # IPv4-translated
+    ("::169.254.169.254", "not a global address (it carries 169.254.169.254)"),   # IPv4-compatible
+    ("64:ff9b::64.62.197.132", "allowlisted (it carries 64.62.197.132)"),
+])
+def test_an_ipv6_address_carrying_a_private_or_allowlisted_ipv4_address_is_never_looked_up(home, vt, ip, why):
+    home.config({"api_url": vt.url, "allowlist": ["64.62.197.0/24"]})
+    r = home.run(sample_alert(ip))
+    assert (r.rc, r.messages, vt.requests) == (0, [], [])
+    assert f"data.srcip {ipaddress.ip_address(ip)} is {why}; not looked up" in r.log   # its canonical form
+
+
+@pytest.mark.parametrize("ip", ["64:ff9b::64.62.197.132", "::ffff:0:64.62.197.132", "::64.62.197.132"])
+def test_an_ipv6_address_carrying_a_global_ipv4_address_is_looked_up_as_that_ipv4_address(home, vt, ip):
+    e = home.run(sample_alert(ip)).event()["virustotal_ip"]
+    assert (e["source"]["ip"], e["verdict"]) == ("64.62.197.132", "malicious")
+    assert vt.paths() == ["/api/v3/ip_addresses/64.62.197.132"]
+
+
 def test_ipv6_is_looked_up_in_canonical_form(home, vt):
     r = home.run(sample_alert("2A00:1450:4001:0811:0000:0000:0000:200E"))
     assert vt.paths() == ["/api/v3/ip_addresses/2a00:1450:4001:811::200e"]
@@ -73,8 +95,23 @@ def test_our_own_enrichment_fed_back_is_ignored(home, vt):
     r = home.run(fed_back)
     assert (r.rc, r.messages, len(vt.requests)) == (0, [], requests_before)
     assert "is our own enrichment (loop guard); nothing sent" in r.log
-    agent_routed = sample_alert(location="[001] (web) any->virustotal_ip")
+    # An agent's enrichment comes back with the same location: analysisd writes the part after
+    # "[<id>] (<name>) <ip>->" into the alert (tests/images: the agent-routed location test).
+    agent_routed = sample_alert(location="virustotal_ip", agent={"id": "001", "name": "web"})
     assert home.run(agent_routed).messages == []
+
+
+@pytest.mark.parametrize("location", ["/var/log/app.json", "/tmp/x->virustotal_ip", "virustotal_ipx",
+                                      "(web) any->virustotal_ip", "VirusTotal_IP"])
+def test_a_forged_line_shaped_like_our_enrichment_is_an_ordinary_alert(home, vt, location):
+    """A log line holding our event's fields decides nothing: only the location analysisd gives our
+    script's events (`virustotal_ip`) makes an alert one of ours, so this one is looked up."""
+    forged = sample_alert(location=location, rule={"id": "100777", "level": 10, "groups": ["local", "vt_ip"]})
+    forged["data"].update({"integration": "virustotal_ip", "virustotal_ip": {"verdict": "malicious"}})
+    r = home.run(forged)
+    assert r.rc == 0 and "loop guard" not in r.log
+    assert vt.paths() == ["/api/v3/ip_addresses/64.62.197.132"]
+    assert r.event()["virustotal_ip"]["source"]["alert_id"] == forged["id"]
 
 
 @pytest.mark.parametrize("content,why", [
@@ -202,6 +239,41 @@ def test_cache_made_by_schema_2_keeps_its_deferred_alerts_and_the_worker_sends_t
     r = home.run(sample_alert("64.62.197.132", id="2.2"))
     assert [(e["source"]["alert_id"], e.get("deferred")) for e in r.enrichments()] == [("2.1", True), ("2.2", None)]
     assert home.sql("PRAGMA user_version") == [(SCHEMA,)] and home.sql("SELECT COUNT(*) FROM pending") == [(0,)]
+
+
+def test_cache_made_by_schema_4_keeps_its_request_log_and_deferred_alerts_and_counts_ipv6_64s_from_then_on(home, vt):
+    """Version 4's requests had no prefix column, its pending table no not_before: the requests
+    it logged still count against the daily quota and against no /64."""
+    home.config({"api_url": vt.url, "rate_limit_per_minute": 1, "ipv6_prefix_requests_per_day": 0})
+    home.run(sample_alert("2a0b:4140:1234:5678::1", id="4.1"))
+    home.run(sample_alert("2a0b:4140:1234:5678::2", id="4.2"))            # deferred: the minute's budget
+    with contextlib.closing(sqlite3.connect(home.db_path)) as db, db:
+        db.executescript("""
+            DROP INDEX requests_prefix;
+            CREATE TABLE old_requests AS SELECT ts FROM requests;
+            DROP TABLE requests;
+            ALTER TABLE old_requests RENAME TO requests;
+            CREATE TABLE old AS SELECT id, ip, source, queued_at, alert_key, slot, deferred FROM pending;
+            DROP TABLE pending;
+            CREATE TABLE pending(id INTEGER PRIMARY KEY, ip TEXT NOT NULL, source TEXT NOT NULL,
+                                 queued_at REAL NOT NULL, alert_key TEXT UNIQUE,
+                                 slot INTEGER, deferred INTEGER NOT NULL DEFAULT 1);
+            INSERT INTO pending SELECT * FROM old;
+            DROP TABLE old;
+            PRAGMA user_version = 4;""")
+    home.config({"api_url": vt.url, "rate_limit_per_minute": 3, "daily_quota": 3, "ipv6_prefix_requests_per_day": 1})
+    home.sql("UPDATE requests SET ts = ts - 61")
+    r = home.run(sample_alert("2a0b:4140:1234:5678::3", id="4.3"))
+    # 4.1's request counts against no /64: 4.2 is looked up, and spends the /64's share
+    assert [(e["source"]["alert_id"], e.get("deferred")) for e in r.enrichments()] == [("4.2", True)]
+    assert "ipv6_prefix_requests_per_day=1 reached for 2a0b:4140:1234:5678::/64" in r.log
+    assert home.sql("PRAGMA user_version") == [(SCHEMA,)]
+    assert home.sql("SELECT prefix FROM requests ORDER BY ts") == [(None,), ("2a0b:4140:1234:5678::/64",)]
+    assert [(ip, deferred) for ip, deferred, _ in home.waiting()] == [("2a0b:4140:1234:5678::3", 1)]
+    assert [e["source"]["alert_id"] for e in home.run(sample_alert("64.62.197.132", id="4.4")).enrichments()] == \
+        ["4.4"]                                                              # the day's third request
+    r = home.run(sample_alert("108.157.98.17", id="4.5"))
+    assert r.messages == [] and "daily_quota=3 reached" in r.log and len(vt.requests) == 3
 
 
 def test_options_file_with_xml_leftovers_is_ignored_not_fatal(home):

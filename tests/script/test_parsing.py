@@ -108,3 +108,40 @@ def test_network_membership_matches_ipaddress():
                                   "10.0.0.0/\u0668", "10.0.0.0/ 8", "10.0.0/8", "", "fe80::/10%x", 42])
 def test_invalid_networks_are_refused(text):
     assert address.parse_network(text) is None
+
+
+# An IPv6 address that carries an IPv4 one (NAT64 64:ff9b::/96, IPv4-translated ::ffff:0:0:0/96,
+# IPv4-compatible ::/96) is judged by that IPv4 address and looked up as it. With skip_non_global
+# and the allowlist below: (alert field, skip reason or None, looked-up address, /64 its requests
+# count against).
+CARRIER_ALLOWLIST = ("64.62.197.0/24", "64:ff9b::1.1.1.0/120")
+CARRIED = [
+    ("64:ff9b::7f00:1", "not a global address (it carries 127.0.0.1)", None, None),
+    ("64:ff9b::192.168.1.1", "not a global address (it carries 192.168.1.1)", None, None),
+    ("::ffff:0:10.1.2.3", "not a global address (it carries 10.1.2.3)", None, None),
+    ("::127.0.0.1", "not a global address (it carries 127.0.0.1)", None, None),
+    ("::2", "not a global address (it carries 0.0.0.2)", None, None),
+    ("64:ff9b::64.62.197.132", "allowlisted (it carries 64.62.197.132)", None, None),
+    ("64:ff9b::1.1.1.1", "allowlisted", None, None),                  # its own IPv6 entry still counts
+    ("64:ff9b::8.8.8.8", None, "8.8.8.8", None),
+    ("::ffff:0:8.8.8.8", None, "8.8.8.8", None),
+    ("::8.8.8.8", None, "8.8.8.8", None),
+    ("::ffff:8.8.8.8", None, "8.8.8.8", None),                        # IPv4-mapped: IPv4 once parsed
+    ("::1", "not a global address", None, None),                      # loopback, not ::0.0.0.1
+    ("::", "not a global address", None, None),
+    ("64:ff9b:1::8.8.8.8", "not a global address", None, None),       # local-use NAT64 (RFC 8215)
+    ("64:ff9b::1:808:808", None, "64:ff9b::1:808:808", "64:ff9b::/64"),   # outside the /96: carries none
+    ("2a00:1450:4001:811::200e", None, "2a00:1450:4001:811::200e", "2a00:1450:4001:811::/64"),
+    ("8.8.8.8", None, "8.8.8.8", None),
+]
+
+
+@pytest.mark.parametrize("text,skipped,looked_up,prefix", CARRIED, ids=[row[0] for row in CARRIED])
+def test_an_ipv6_address_carrying_an_ipv4_address_is_judged_and_looked_up_as_that_ipv4_address(
+        text, skipped, looked_up, prefix):
+    packed = address.parse_ip(text)
+    allowlist = tuple(address.parse_network(net) for net in CARRIER_ALLOWLIST)
+    assert address.skip_reason(packed, True, allowlist) == skipped
+    if skipped is None:
+        asked = address.lookup_address(packed)
+        assert (address.ip_text(asked), address.ipv6_prefix(asked)) == (looked_up, prefix)

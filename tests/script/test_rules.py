@@ -15,7 +15,7 @@ STATIC_FIELDS = {"srcip", "dstip", "srcport", "dstport", "protocol", "action", "
                  "user", "id", "status", "url", "data", "extra_data", "systemname"}
 # Elements and attributes a rule file may hold (analysisd refuses unknown ones).
 RULE_ELEMENTS = {"if_sid", "field", "description", "options", "group", "mitre", "id", "decoded_as",
-                 "match", "regex", "if_group", "if_matched_sid", "same_source_ip", "list", "info"}
+                 "match", "regex", "if_group", "if_matched_sid", "same_source_ip", "list", "info", "location"}
 RULE_ATTRIBUTES = {"id", "level", "frequency", "timeframe", "ignore", "overwrite", "noalert", "maxsize"}
 FIELD_ATTRIBUTES = {"name", "type", "negate"}
 OPTION_VALUES = {"alert_by_email", "no_email_alert", "no_log", "no_full_log", "no_counter"}
@@ -102,3 +102,21 @@ def test_rule_groups_never_include_a_trigger_group():
     """The loop hazard (contract section 1): the seed triggers on <group>sshd</group>."""
     names = ET.fromstring(RULES.read_text()).get("name").strip(",").split(",")
     assert "sshd" not in names and "authentication_success" not in names
+
+
+def test_only_the_base_rule_tests_the_location_and_it_is_ours_alone(rules):
+    """A log line's location is its file's path (on an agent, after `(<name>) <ip>->`): only
+    what our script sends may raise our rules (security.md, "Who can make a verdict"). The
+    children inherit the test through if_sid."""
+    base, *children = rules
+    location = base.find("location")
+    assert (location.get("type"), location.text) == ("pcre2", r"^virustotal_ip$|^\([^()]*\) [^ >]+->virustotal_ip$")
+    assert [c.find("location") for c in children] == [None] * len(children)
+    pattern = re.compile(location.text)          # PCRE2 and Python agree on this pattern's syntax
+    ours = ["virustotal_ip", "(web01) any->virustotal_ip", "(db:02) 10.0.0.7->virustotal_ip",
+            "(web01) 2001:db8::7->virustotal_ip"]
+    forged = ["/var/log/auth.log", "(web01) 10.0.0.7->/var/log/auth.log", "(web01) 10.0.0.7->/x->virustotal_ip",
+              "(web01) 10.0.0.7->virustotal_ip ", "virustotal_ip.log", "VirusTotal_IP", "/tmp/virustotal_ip",
+              "(web01) 10.0.0.7->/var/log/virustotal_ip", "(a) (b) c->virustotal_ip"]
+    assert [loc for loc in ours if not pattern.search(loc)] == []
+    assert [loc for loc in forged if pattern.search(loc)] == []

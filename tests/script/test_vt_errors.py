@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from harness import sample_alert
+from harness import API_KEY, sample_alert
 
 
 def only_event(r) -> dict:
@@ -36,6 +36,18 @@ def test_permanent_vt_errors_become_one_error_event_without_retry(home, vt, stat
 def test_wrong_api_key_is_reported_as_vt_reports_it(home, vt):
     e = only_event(home.run(api_key="not-the-key"))
     assert e["error"] == "WrongCredentialsError"
+
+
+def test_vt_error_message_repeating_the_key_reaches_neither_the_log_nor_the_event(home, vt):
+    # VT v3's error format (virustotal-api-v3.md "Errors"), its message quoting the key it was sent
+    vt.fail(status=401, code="WrongCredentialsError", message=f"Wrong API key {API_KEY}; {API_KEY} is not valid")
+    r = home.run()
+    e = only_event(r)
+    assert e["description"] == "Wrong API key [api key]; [api key] is not valid"
+    assert "WrongCredentialsError: Wrong API key [api key]" in r.log
+    assert API_KEY not in home.log_path.read_text()
+    assert [raw for raw in r.messages if API_KEY.encode() in raw] == []
+    assert API_KEY not in r.stdout + r.stderr
 
 
 def test_ip_unknown_to_virustotal_is_found_0_and_cached(home, vt):

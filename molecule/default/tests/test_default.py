@@ -13,7 +13,7 @@ import pytest
 
 # The helpers the harness uses too (tests/wazuh_events.py: standard library only).
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
-from wazuh_events import ALERTS_JSON, OSSEC, SEND_DATAGRAM, parse_alerts
+from wazuh_events import ALERTS_JSON, OSSEC, SEND_DATAGRAM, forged_verdict_line, login_message, parse_alerts
 from wazuh_events import enrichment_for as wazuh_events_enrichment_for
 
 testinfra_hosts = ["all"]
@@ -124,6 +124,19 @@ def test_malicious_ip_comes_back_as_rule_199901_with_the_seeds_figures(host):
     assert vt["verdict_line"] == ('vt_ip verdict=malicious ip=64.62.197.132 mal=11 sus=2 wmal=12.0 rep=-3 '
                                   'age_days=0.7 tags=- as_owner="HURRICANE"')
     assert alert["data"]["integration"] == "virustotal_ip" and alert["location"] == "virustotal_ip"
+
+
+def test_a_log_line_shaped_like_our_enrichment_raises_none_of_our_rules(host):
+    """Only our script's location raises our rules: the same event as a line of auth.log does not."""
+    forged = "203.0.113.77"
+    python = f"{OSSEC}/framework/python/bin/python3"
+    message = login_message(forged_verdict_line(forged)).decode()
+    host.run_expect([0], f"{python} -c {shlex.quote(SEND_DATAGRAM)} {shlex.quote(message)}")
+    # analysisd takes its input in order and this enrichment goes through integratord and the
+    # script: once it is in alerts.json, the forged line was judged long before.
+    enrichment_for(host, "64.62.197.132")
+    alerts = parse_alerts(host.run(f"grep -F -- {shlex.quote(forged)} {ALERTS_JSON}").stdout)
+    assert [a["rule"]["id"] for a in alerts if a["rule"]["id"].startswith("1999")] == []
 
 
 def test_clean_ip_comes_back_as_rule_199903_after_the_pivot(host):
