@@ -11,16 +11,20 @@ the deferred enrichments.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import pwd
 import sys
 import time
 
-from . import settings
-from .codec import iso_utc, shown
+from . import settings, spool
 from .address import ip_text, lookup_address, parse_ip, skip_reason
-from .lookup import Deferred, Found, Lookup, Outbox, drain
-from .state import STATE_DIR, STATS_DAYS, State, is_link, open_state, stats_first_day
+from .budget import next_utc_midnight
+from .codec import iso_utc, shown
+from .lookup import Deferred, Found, Lookup
+from .state import STATE_DIR, STATS_DAYS, State, StateError, open_state, stats_first_day
+from .verdict import is_fresh
+from .worker import Crew, drain, lookups, slots, status_lines, stop_all, waiting
 from .wazuh import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
@@ -28,6 +32,7 @@ from .wazuh import (
     EXIT_INTERNAL,
     EXIT_OK,
     EXIT_UNDELIVERED,
+    Delivery,
     RefusedError,
     build_enrichment,
     integrations_log,
@@ -72,7 +77,7 @@ def refuse_links(home: str) -> None:
     """RefusedError if integrations.log or the state directory is a symbolic link: checked
     before the config is read, as its warnings go to the log."""
     for path in (integrations_log(home).path, f"{home}/var/{STATE_DIR}"):
-        if is_link(path):
+        if spool.is_link(path):
             raise RefusedError(f"{path} is a symbolic link: not used, nothing done "
                                "(remove the link: the integration makes its own)")
 
@@ -102,19 +107,19 @@ def format_check(ip: str, found: Found, cfg) -> str:
 
 
 def format_status(state: State, cfg) -> str:
-    from .budget import next_utc_midnight
-    from .verdict import is_fresh
-    from .worker import slots, status_lines
     now = time.time()
     today = time.strftime("%Y-%m-%d", time.gmtime(now))
     entries = state.entries()
     fresh = sum(1 for entry in entries if is_fresh(entry, cfg, now))
-    daily_hits, daily_misses = state.counts(stats_first_day(now))
+    counted = spool.tally_counts(state.dir, stats_first_day(now))
+    daily_hits, daily_misses = counted["hit"], counted["miss"]
+    for day, n in state.old_miss_counts(stats_first_day(now)).items():     # counted by 1.2
+        daily_misses[day] = daily_misses.get(day, 0) + n
     hits, misses = sum(daily_hits.values()), sum(daily_misses.values())
     ratio = f"{100.0 * hits / (hits + misses):.1f}%" if hits + misses else "n/a"
     until = float(state.get_state("quota_until", "0") or 0)
     quota = f"exceeded, no requests until {iso_utc(until)}" if now < until else "ok"
-    pending, oldest = state.pending_summary()
+    pending, oldest, aside = waiting(state)
     limit, daily, managers = cfg.rate_limit_per_minute, cfg.daily_quota, cfg.budget_managers
     if cfg.lookup_mode == "inline":
         lookups = "inline, within integratord's call (lookup_mode inline)"
@@ -137,13 +142,13 @@ def format_status(state: State, cfg) -> str:
         f"Budget:            {budget}",
         f"Quota:             {quota}",
         f"Pending lookups:   {pending}"
-        f"{f' (oldest queued {iso_utc(oldest)})' if pending else ''}",
+        f"{f' (oldest queued {iso_utc(oldest)})' if pending else ''}"
+        f"{f'; {aside} set aside (could not be handled; they expire after 7 days)' if aside else ''}",
         f"Lookups:           {lookups}",
     ])
 
 
 def run_cli(args: list, home: str, started: float) -> int:
-    import argparse
     parser = argparse.ArgumentParser(
         prog="custom-virustotal_ip.py",
         description="VirusTotal IP reputation for Wazuh: analyst and maintenance commands.")
@@ -162,25 +167,25 @@ def run_cli(args: list, home: str, started: float) -> int:
     become_wazuh()
     log = integrations_log(home, echo=True)
     if ns.stop_workers:
-        from .worker import stop_all
         stopped, running = stop_all()
         print(f"stopped {stopped} lookup worker(s)" + (f"; {running} still running" if running else ""))
         return EXIT_INTERNAL if running else EXIT_OK
     refuse_links(home)
     cfg = settings.load(home, ns.options, log)
     timeout, retries = min(max(ns.timeout, 1), 300), min(max(ns.retries, 0), 10)
-    state = open_state(home, log)
+    try:
+        state = open_state(home, log)
+    except StateError as exc:
+        log.error(str(exc))
+        return EXIT_INTERNAL
     if ns.status:
-        if state is None:
-            return EXIT_INTERNAL
         print(format_status(state, cfg))
         return EXIT_OK
     if ns.drain:
-        from .worker import lookups
-        run_for = lookups(cfg=cfg, log=log, state=state, api_key=ns.api_key or cfg.api_key, timeout=timeout,
-                          retries=retries)
-        return drain(run_for, Outbox(home=home, cfg=cfg, log=log, state=state, debug=False),
-                     DRAIN_SECONDS - (time.monotonic() - started))
+        crew = Crew(state=state, delivery=Delivery(home=home, cfg=cfg, log=log, debug=False), log=log,
+                    lookup_for=lookups(cfg=cfg, log=log, state=state, api_key=ns.api_key or cfg.api_key,
+                                       timeout=timeout, retries=retries))
+        return drain(crew, slots(cfg), DRAIN_SECONDS - (time.monotonic() - started))
     run = Lookup(cfg=cfg, log=log, state=state, api_key=ns.api_key or cfg.api_key, timeout=timeout,
                  retries=retries, started=started, time_budget=timeout * (retries + 1))
     packed = parse_ip(ns.check)

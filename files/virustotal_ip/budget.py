@@ -8,14 +8,18 @@ the day's share of one IPv6 /64 (ipv6_prefix_requests_per_day: an attacker rotat
 429. A 429 stops requests for a minute; a 429 again within two minutes of that block ending
 means the daily (or monthly) quota is spent, and requests stop until 00:00 UTC. A request
 VirusTotal does not answer in time (after its retries) stops requests for a minute too, so
-that the next lookups do not each wait out the whole timeout. The first outage is reported
-once as an error event; the next successful answer closes it.
+that the next lookups do not each wait out the whole timeout. Any other failure (a 5xx, no
+connection) is one address's until OUTAGE_ADDRESSES different addresses fail in a row with no
+answer between them: that is an outage, and stops requests for a minute as well. The first
+outage is reported once as an error event; the next successful answer closes it.
 """
 from __future__ import annotations
 
 from .codec import iso_utc
 
 QUOTA_MINUTE_BLOCK = 60
+OUTAGE_ADDRESSES = 3          # different addresses failing in a row: VirusTotal is out, not one address
+OUTAGE_PREFIX = "Outage:"     # an outage_code opened by failed(), before the last failure's code
 
 
 def next_utc_midnight(now: float) -> float:
@@ -47,6 +51,12 @@ def prefix_reason(*, prefix: str, requests_today: int, limit: int, now: float) -
     return None
 
 
+def failing_streak(streak: list, ip: str) -> list:
+    """The different addresses that failed since VirusTotal last answered, `ip` now among
+    them (pure; the newest OUTAGE_ADDRESSES at most)."""
+    return ([a for a in streak if a != ip] + [ip])[-OUTAGE_ADDRESSES:]
+
+
 class QuotaBreaker:
     """The budget and the 429 breaker over one state (state.State)."""
 
@@ -61,8 +71,12 @@ class QuotaBreaker:
         """Why no VT request may be made now (quota outage, budget), or None."""
         until = self._until()
         if now < until:
-            if self.state.get_state("outage_code") == "Timeout":
+            code = self.state.get_state("outage_code")
+            if code == "Timeout":
                 return f"VirusTotal did not answer (Timeout); no requests until {iso_utc(until)}"
+            if code.startswith(OUTAGE_PREFIX):
+                return (f"VirusTotal failed for {OUTAGE_ADDRESSES} different addresses in a row "
+                        f"({code[len(OUTAGE_PREFIX):]}); no requests until {iso_utc(until)}")
             return f"VirusTotal quota exceeded; no requests until {iso_utc(until)}"
         minute = self.state.requests_since(now - 60) if self.rate_limit else 0
         today = self.state.requests_since(next_utc_midnight(now) - 86400) if self.daily_quota else 0
@@ -86,8 +100,20 @@ class QuotaBreaker:
         self.log.warning(f"VirusTotal {code}: no requests until {iso_utc(until)}")
         return report
 
+    def failed(self, ip: str, code: str, now: float) -> bool | None:
+        """A failure of one address (not a 429 or a timeout): None while it may be that
+        address's alone; once OUTAGE_ADDRESSES different addresses failed in a row, the outage
+        is opened as tripped() opens it, and whether it is to be reported is returned."""
+        streak = failing_streak([a for a in self.state.get_state("failing").split(" ") if a], ip)
+        self.state.set_state(failing=" ".join(streak))
+        if len(streak) < OUTAGE_ADDRESSES:
+            return None
+        return self.tripped(OUTAGE_PREFIX + code, now)
+
     def answered(self) -> None:
-        """VirusTotal answered: close a reported outage."""
+        """VirusTotal answered: close a reported outage, forget the failing addresses."""
+        if self.state.get_state("failing"):
+            self.state.set_state(failing="")
         if self.state.get_state("outage_reported") == "1":
             self.state.set_state(quota_until=0, outage_reported=0)
             self.log.info("VirusTotal answered again; quota outage over")

@@ -32,18 +32,12 @@ from .wazuh import (
     integrations_log,
     parse_integratord_argv,
     read_alert,
+    report_crash,
     target_of,
+    wazuh_home,
 )
 
-
-def wazuh_home() -> str:
-    """<home> from this file's place: <home>/integrations/virustotal_ip/cli.py. The wrapper
-    and the entry point put the physical path of integrations/ on sys.path (cd -P, realpath),
-    so __file__ needs no resolving of its own."""
-    if __file__.startswith("/"):
-        return __file__.rsplit("/", 3)[0]
-    import os
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+__all__ = ["main", "main_and_exit", "wazuh_home"]
 
 
 def run_integratord(args: list, home: str, started: float) -> int:
@@ -64,41 +58,12 @@ def run_integratord(args: list, home: str, started: float) -> int:
     cfg = settings.load(home, opts["options"], log)
     target = target_of(alert, cfg)
     if isinstance(target, NoLookup):
-        # Nothing more is loaded or opened for these (no SQLite): most alerts of a noisy
-        # trigger carry a private or allowlisted address.
         (log.warning if target.warning else log.info)(target.message)
         return EXIT_OK
-    from .lookup import Lookup, Outbox, handle_alert
-    from .state import open_state
-    state = open_state(home, log)
-    run = Lookup(cfg=cfg, log=log, state=state, api_key=opts["api_key"] or cfg.api_key,
-                 timeout=opts["timeout"], retries=opts["retries"],
-                 started=started, time_budget=opts["timeout"] * (opts["retries"] + 1))
-
-    def job() -> dict:
-        """What a lookup worker needs to look this alert up as this run would (worker.py), made
-        on a miss only. integratord deletes the <options> file after the run: its object goes."""
-        options = settings.read_json_object(opts["options"], "options file", Quiet()) if opts["options"] else None
-        return {"api_key": run.api_key, "timeout": opts["timeout"], "retries": opts["retries"],
-                "debug": opts["debug"], "options": options}
-    return handle_alert(run, Outbox(home=home, cfg=cfg, log=log, state=state, debug=opts["debug"]), target, job)
-
-
-class Quiet:
-    """A log for what was already reported once: its warnings are not repeated."""
-
-    def warning(self, msg: str) -> None:
-        pass
-
-
-def report_crash(exc: BaseException, what: str, home: str | None = None) -> None:
-    """One line in integrations.log for an unexpected error: its type and where."""
-    where = exc.__traceback__
-    while where is not None and where.tb_next is not None:
-        where = where.tb_next
-    place = (f"{where.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]} line {where.tb_lineno}"
-             if where is not None else "unknown place")
-    integrations_log(home or wazuh_home()).error(f"{what} {type(exc).__name__} at {place}: {shown(str(exc), 200)}")
+    # Imported only now: most alerts of a noisy trigger carry a private or allowlisted address,
+    # and end above without loading SQLite and the rest (a measured fifth of such a run).
+    from .run import look_up_alert
+    return look_up_alert(home, opts, cfg, target, log, started)
 
 
 def main(argv: list) -> int:

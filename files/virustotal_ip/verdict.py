@@ -40,7 +40,7 @@ def weighted_score(engines: dict, weights: dict) -> float:
 
 
 def base_verdict(facts: dict, cfg, age_days: float | None) -> tuple:
-    """Steps 1-4 of the seed heuristic: (verdict, reasons, weighted score)."""
+    """Steps 1-4 of the heuristic (docs/verdict.md): (verdict, reasons, weighted score)."""
     m, s, rep = facts["malicious"], facts["suspicious"], facts["reputation"]
     weighted = weighted_score(facts["engines"], cfg.engine_weights)
     # 1. engine counts

@@ -4,7 +4,7 @@
 In: integratord's argv (4.3 to 4.14) and the alert file, untrusted, and in it the source
 address, attacker-controlled (read by address.py). Out: one datagram on <home>/queue/sockets/queue,
 `1:<location>:<json>`, which analysisd decodes with its JSON decoder and our rules match
-(`data.virustotal_ip.*`), and lines in <home>/logs/integrations.log. See the Wazuh contract.
+(`data.virustotal_ip.*`), and lines in <home>/logs/integrations.log. See docs/wazuh-interfaces.md.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ MAX_ALERT_BYTES = 32 << 20    # larger alert files are refused, not parsed
 DEFAULT_TIMEOUT = 10          # integratord's defaults, used when argv has none
 DEFAULT_RETRIES = 3
 
-# Exit statuses: integratord logs any non-zero one to ossec.log (the README's table says when).
+# Exit statuses: integratord logs any non-zero one to ossec.log (docs/operations.md's table says when).
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
@@ -100,10 +100,37 @@ def integrations_log(home: str, debug: bool = False, echo: bool = False) -> Log:
     return Log(f"{home}/logs/integrations.log", debug, echo)
 
 
+class Quiet:
+    """A log for what was already reported once: its warnings are not repeated."""
+
+    def warning(self, msg: str) -> None:
+        pass
+
+
+def wazuh_home() -> str:
+    """<home> from this file's place: <home>/integrations/virustotal_ip/wazuh.py. The wrapper
+    and the entry point put the physical path of integrations/ on sys.path (cd -P, realpath),
+    so __file__ needs no resolving of its own."""
+    if __file__.startswith("/"):
+        return __file__.rsplit("/", 3)[0]
+    import os      # (never on a manager: the path is absolute there)
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+
+
+def report_crash(exc: BaseException, what: str, home: str | None = None) -> None:
+    """One line in integrations.log for an unexpected error: its type and where."""
+    where = exc.__traceback__
+    while where is not None and where.tb_next is not None:
+        where = where.tb_next
+    place = (f"{where.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]} line {where.tb_lineno}"
+             if where is not None else "unknown place")
+    integrations_log(home or wazuh_home()).error(f"{what} {type(exc).__name__} at {place}: {shown(str(exc), 200)}")
+
+
 # --------------------------------------------------------------------------- in: argv and alert
 
 def parse_integratord_argv(args: list) -> dict:
-    """integratord's argv, 4.3 to 4.14 (contract section 1), read defensively:
+    """integratord's argv, 4.3 to 4.14 (docs/wazuh-interfaces.md section 1), read defensively:
     ALERT_FILE API_KEY HOOK_URL [debug] [OPTIONS_FILE] [TIMEOUT] [RETRIES] ["> /dev/null 2>&1"]."""
     if not args:
         raise InputError("usage: custom-virustotal_ip ALERT_FILE API_KEY HOOK_URL [debug] ...")
@@ -181,10 +208,17 @@ class NoLookup:
         self.message, self.warning = message, warning
 
 
+def without_surrogates(text: str) -> str:
+    """Text that encodes as UTF-8: a JSON alert may carry lone surrogates ("\\ud800"), which
+    no socket, file or database write takes."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def alert_source(alert: dict, ip: str) -> dict:
-    """What a result needs from its alert: ids, agent and the original log line."""
+    """What a result needs from its alert: ids, agent and the original log line, every text
+    of it fit to store and send (the attacker's: one bad alert must cost only itself)."""
     full_log = alert.get("full_log")
-    return {
+    source = {
         "alert_id": text_at(alert, "id", 64),
         "rule": text_at(alert, "rule.id", 16),
         "ip": ip,
@@ -193,6 +227,7 @@ def alert_source(alert: dict, ip: str) -> dict:
         "agent_ip": text_at(alert, "agent.ip", 64),
         "full_log": full_log if isinstance(full_log, str) else "",
     }
+    return {key: without_surrogates(value) for key, value in source.items()}
 
 
 def target_of(alert: dict, cfg) -> Target | NoLookup:
@@ -220,7 +255,7 @@ def line_value(value: object) -> str:
 
 
 def build_enrichment(entry: dict, cfg, now: float, source: dict, *, cached: bool) -> dict:
-    """The `virustotal_ip` object sent to Wazuh (seed shape plus reasons/cached)."""
+    """The `virustotal_ip` object sent to Wazuh (docs/events-and-rules.md, "The enrichment")."""
     ip = source["ip"]
     src = {"alert_id": source["alert_id"], "rule": source["rule"], "ip": ip}
     result = evaluate(entry, cfg, now)
@@ -271,7 +306,7 @@ def error_event(code: str, description: str, source: dict) -> dict:
 # --------------------------------------------------------------------------- out: delivery
 
 def location_for(source: dict) -> str:
-    """`virustotal_ip` for the manager; the agent-routed form otherwise (contract section 3)."""
+    """`virustotal_ip` for the manager; the agent-routed form otherwise (docs/wazuh-interfaces.md section 3)."""
     agent_id = source["agent_id"]
     if not agent_id or agent_id == "000":
         return INTEGRATION
@@ -329,3 +364,31 @@ def send(home: str, raw: bytes) -> None:
         raise DeliveryError(f"queue socket {path} refused the message (wazuh-analysisd is down)") from None
     except OSError as exc:
         raise DeliveryError(f"cannot send to {path}: {exc.strerror or exc}") from None
+
+
+class Delivery:
+    """Events to analysisd for one run or worker: a verdict or an error event for an alert,
+    each with its line in integrations.log (and, in debug, on stdout as the seed's manual test
+    prints it)."""
+
+    def __init__(self, *, home: str, cfg, log: Log, debug: bool) -> None:
+        self.home, self.cfg, self.log, self.debug = home, cfg, log, debug
+
+    def send(self, event: dict, source: dict) -> None:
+        raw = encode_message(event, source)
+        if self.debug:
+            print(f"# Request result from VT server: {raw.decode('utf-8', 'replace')}")
+        send(self.home, raw)
+        self.log.debug(f"sent {len(raw)} bytes for alert {shown(source.get('alert_id'))} to analysisd")
+
+    def verdict(self, entry: dict, source: dict, *, cached: bool, deferred: bool = False) -> None:
+        event = build_enrichment(entry, self.cfg, time.time(), source, cached=cached)
+        if deferred:
+            event["deferred"] = True
+        self.send(event, source)
+        self.log.info(f"{source['ip']}: {event['verdict']} ({','.join(event['reasons'])})"
+                      f"{' from cache' if cached else ''} for alert {shown(source['alert_id'])}"
+                      f"{' (deferred)' if deferred else ''}")
+
+    def error(self, code: str, description: str, source: dict) -> None:
+        self.send(error_event(code, description, source), source)

@@ -59,6 +59,9 @@ def test_the_uninstall_stops_the_lookup_workers_and_leaves_no_state(deployed, tm
     manager = deployed
     manager.start_vt_server(KEY, behaviour={"*": {"hang": True}})
     manager.configure_script(api_url="http://127.0.0.1:8090/api/v3", api_key=KEY)
+    # Each request waits for its <timeout>: long enough that the worker still waits when the
+    # uninstall reaches it, however long the playbook's earlier tasks take on a loaded machine.
+    manager.sh(f"sed -i 's|<timeout>10</timeout>|<timeout>600</timeout>|' {OSSEC}/etc/ossec.conf", check=True)
     manager.restart()
     login(manager, ADDRESSES[0])
     manager.wait(lambda: workers(manager), 15, "a lookup worker")

@@ -187,13 +187,15 @@ def test_unwritable_log_is_survived(home):
     assert "cannot write" in r.stderr
 
 
-def test_unusable_state_dir_runs_uncached(home, vt):
+def test_an_unusable_state_makes_no_request_and_the_alert_gets_an_error_event_naming_why(home, vt):
+    """No state, no budget: a request that cannot be counted is not made (it ran uncached, with
+    no budget at all, before), and the administrator sees why in the alert's error event."""
     (home.root / "var" / "virustotal_ip").write_text("not a directory")
     r = home.run()
-    assert r.rc == 0 and r.event()["virustotal_ip"]["verdict"] == "malicious"
-    assert "running uncached" in r.log
-    home.run()
-    assert len(vt.requests) == 2
+    assert (r.rc, vt.requests) == (3, [])
+    e = r.event()["virustotal_ip"]
+    assert e["error"] == "Undelivered" and "var/virustotal_ip is unusable" in e["description"]
+    assert e["source"]["alert_id"] == "1753101678.8211" and "not looked up" in r.log
 
 
 def test_corrupt_cache_is_recreated(home, vt):

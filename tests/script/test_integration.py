@@ -1,7 +1,7 @@
 """The script as wazuh-integratord runs it: argv shapes, output, location, size, config.
 
 Each test runs the real wrapper and script in a throwaway Wazuh home, against the local VT v3
-server (tests/vt_server.py) and a real AF_UNIX datagram socket (wazuh-contract.md section 3).
+server (tests/vt_server.py) and a real AF_UNIX datagram socket (docs/wazuh-interfaces.md section 3).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from harness import API_KEY, NO_DEBUG, PACKAGE, SCRIPT, sample_alert, script_env
 
 
 def test_seed_manual_test_prints_what_the_seed_shows_and_sends_the_message(home):
-    """seed-readme.md, Test 1: python3 custom-virustotal_ip.py ALERT KEY sshd debug."""
+    """The manual run of docs/operations.md: python3 custom-virustotal_ip.py ALERT KEY sshd debug."""
     alert_path = home.write_alert(sample_alert())
     python = str(home.root / "framework/python/bin/python3")
     r = home.run_argv([python, str(home.root / "integrations/custom-virustotal_ip.py"),
@@ -302,7 +302,7 @@ def test_cache_hit_through_the_wrapper_loads_neither_os_nor_the_entry_point(home
     imported = imported_modules(r)
     assert {"virustotal_ip.cli", "virustotal_ip.verdict", "virustotal_ip.state", "_sqlite3"} <= imported
     assert imported & {"os", "posixpath", "custom-virustotal_ip", "virustotal_ip.virustotal",
-                       "virustotal_ip.budget", "virustotal_ip.analyst", "requests"} == set()
+                       "virustotal_ip.analyst", "requests"} == set()
 
 
 def test_alert_without_an_address_to_look_up_opens_no_state(home, vt):
@@ -332,6 +332,23 @@ def test_script_uses_only_the_standard_library_and_requests():
         by_module[path.name] = imported - set(sys.stdlib_module_names) - {PACKAGE.name}
     assert set().union(*by_module.values()) == {"requests"}
     assert [name for name, outside in by_module.items() if outside] == ["virustotal.py"]
+
+
+def test_package_imports_run_one_way_down_its_list_of_modules():
+    """Each module imports only modules listed above it in the package's own list (its
+    __init__): the pure modules first, the entry points last, so no import climbs back up, not
+    even one made inside a function."""
+    import ast
+    import re
+    order = re.findall(r"^    (\w+)\.py ", (PACKAGE / "__init__.py").read_text(), re.M)
+    assert sorted(order) == sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+    climbing = []
+    for position, name in enumerate(order):
+        for node in ast.walk(ast.parse((PACKAGE / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                targets = [node.module] if node.module else [a.name for a in node.names]
+                climbing += [(name, t) for t in targets if t.split(".")[0] not in order[:position]]
+    assert climbing == []
 
 
 def test_script_runs_on_python_3_9_syntax():

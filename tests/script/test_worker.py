@@ -194,7 +194,7 @@ def test_lookup_mode_inline_sends_the_verdict_before_the_run_ends_and_starts_no_
     home.config({"api_url": vt.url, "lookup_mode": mode})
     vt.fail(hang=True)
     r = home.run(timeout=1, retries=0, wait=False)
-    started_a_worker = (home.root / "var/virustotal_ip/worker-0.lock").exists()
+    started_a_worker = bool(home.worker_pids())
     assert (len(r.messages), started_a_worker) == ((1, False) if mode == "inline" else (0, True))
     vt.behaviour.clear()
     vt.release()
@@ -213,20 +213,17 @@ def full_state_disk(home):
         subprocess.run(["umount", "-l", str(state)], check=True)
 
 
-def test_a_full_disk_under_the_state_hands_the_alert_to_a_worker_and_the_run_does_not_wait(home, vt,
-                                                                                           full_state_disk):
+def test_a_full_disk_under_the_state_makes_no_request_and_the_alert_gets_an_error_event(home, vt, full_state_disk):
+    """Nothing can be queued or kept, so no request could be counted: none is made (a worker
+    outside the slots carried the alert before), and the alert's error event says why."""
     assert home.run().event()["virustotal_ip"]["cached"] is False        # the cache, on the small disk
     fill(full_state_disk)
-    vt.fail(hang=True)
-    r = home.run(alert("108.157.98.17", "7.1"), wait=False)
-    assert (r.rc, r.messages) == (0, [])                                  # ended, VirusTotal not answering
-    assert "the pending store cannot keep alert \"7.1\"; a lookup worker carries it" in r.log
-    vt.wait_requests(2)
-    vt.behaviour.clear()
-    vt.release()
-    [raw] = home.receive(1)
-    e = split_message(raw)[1]["virustotal_ip"]
-    assert (e["source"]["alert_id"], e["verdict"], "deferred" in e) == ("7.1", "unknown", False)
+    r = home.run(alert("108.157.98.17", "7.1"))
+    assert r.rc == 3 and home.worker_pids() == []
+    e = r.event()["virustotal_ip"]
+    assert (e["error"], e["source"]["alert_id"]) == ("Undelivered", "7.1")
+    assert "the pending store cannot keep it" in e["description"] and "not looked up" in e["description"]
+    assert [p for p in vt.paths() if "108.157.98.17" in p] == []
     assert home.run().event()["virustotal_ip"]["cached"] is True           # reads still work
 
 
