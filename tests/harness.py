@@ -1,10 +1,10 @@
 """A throwaway Wazuh home, the analysisd queue socket and integratord's way of running the script.
 
-The script runs as wazuh-integratord runs it (wazuh-contract.md section 1): through the
+The script runs as wazuh-integratord runs it (docs/wazuh-interfaces.md section 1): through the
 `custom-virustotal_ip` wrapper in <home>/integrations, cwd <home>, stdin /dev/null, a new
 session, the 4.14 argv. <home>/framework/python is a virtual environment over the test
 interpreter, so the wrapper starts a real `framework/python/bin/python3` with `requests`.
-The queue socket is a real AF_UNIX datagram socket (wazuh-contract.md section 3).
+The queue socket is a real AF_UNIX datagram socket (docs/wazuh-interfaces.md section 3).
 Used by the tests (conftest.py), the benchmarks and the demo.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ def script_package(*names: str) -> list:
 
 
 def sample_alert(ip: str = "64.62.197.132", **extra: object) -> dict:
-    """The seed's sshd alert (seed-readme.md, Test 1) with another source IP."""
+    """The original design's sshd alert (docs/verdict.md, "Worked examples") with another source IP."""
     alert = {
         "timestamp": "2025-07-21T12:41:18.157+0000",
         "rule": {"level": 5, "description": f"sshd: Authentication succeeded from a public IP address {ip}.",
@@ -73,7 +73,7 @@ def sample_alert(ip: str = "64.62.197.132", **extra: object) -> dict:
 
 def split_message(raw: bytes) -> tuple:
     """`1:<location>:<json>` as analysisd splits it: the location ends at the first `:` that
-    is not escaped (`|:` is a colon, `||` a pipe; wazuh-contract.md section 3)."""
+    is not escaped (`|:` is a colon, `||` a pipe; docs/wazuh-interfaces.md section 3)."""
     text = raw.decode()
     assert text.startswith("1:"), text[:80]
     location, i = [], 2
@@ -234,6 +234,18 @@ class WazuhHome:
             done.set()
             reader.join()
 
+    def wait_runs(self, procs: list, timeout: float = 60) -> list:
+        """The exit statuses of runs started without waiting, reading analysisd's socket
+        meanwhile as analysisd does (a run sending its verdict blocks once 10 datagrams wait)."""
+        done = threading.Event()
+        reader = threading.Thread(target=self._read_until, args=(done,), daemon=True)
+        reader.start()
+        try:
+            return [proc.wait(timeout=timeout) for proc in procs]
+        finally:
+            done.set()
+            reader.join()
+
     def _read_until(self, done: threading.Event) -> None:
         sock = self.sock
         while sock is not None and not done.is_set():
@@ -263,7 +275,7 @@ class WazuhHome:
 
     def integratord_argv(self, alert_path: Path, api_key: str = API_KEY, debug: bool = False,
                          options: dict | None = None, timeout: int = 10, retries: int = 3) -> list:
-        """wazuh-integratord 4.14's argv (wazuh-contract.md section 1)."""
+        """wazuh-integratord 4.14's argv (docs/wazuh-interfaces.md section 1)."""
         opt = ""
         if options is not None:
             opt_path = alert_path.with_suffix(".options")
@@ -282,7 +294,7 @@ class WazuhHome:
         return self._finish(proc, started, offset, wait)
 
     def run(self, alert: object = None, wait: bool = True, **kwargs: object) -> Result:
-        """One integratord run for `alert` (default: the seed's sshd alert); `wait`: for the
+        """One integratord run for `alert` (default: the original design's sshd alert); `wait`: for the
         lookup worker it started too, so that the result holds what the worker sent."""
         alert_path = self.write_alert(sample_alert() if alert is None else alert)
         return self.run_argv(self.integratord_argv(alert_path, **kwargs), wait=wait)

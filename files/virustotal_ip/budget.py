@@ -105,10 +105,10 @@ class QuotaBreaker:
         address's alone; once OUTAGE_ADDRESSES different addresses failed in a row, the outage
         is opened as tripped() opens it, and whether it is to be reported is returned."""
         streak = failing_streak([a for a in self.state.get_state("failing").split(" ") if a], ip)
-        self.state.set_state(failing=" ".join(streak))
-        if len(streak) < OUTAGE_ADDRESSES:
-            return None
-        return self.tripped(OUTAGE_PREFIX + code, now)
+        outage = len(streak) >= OUTAGE_ADDRESSES
+        # An outage starts the count again: after its minute, three more must fail to reopen it.
+        self.state.set_state(failing="" if outage else " ".join(streak))
+        return self.tripped(OUTAGE_PREFIX + code, now) if outage else None
 
     def answered(self) -> None:
         """VirusTotal answered: close a reported outage, forget the failing addresses."""

@@ -126,10 +126,13 @@ class Lookup:
         """The client's hook before each request (retries too): the budget's check and the
         request's count in one step under lookup.lock. NotNowError when it may not be made or
         cannot be counted: then it is not made."""
+        fd = None
         try:
             with self.deadline.watch():
                 fd = spool.lock(self.state.dir, "lookup")
         except DeadlineExceeded:
+            if fd is not None:              # the watchdog fired just after the lock was taken
+                posix.close(fd)
             raise NotNowError(Deferred("another lookup held the lock for the whole time budget")) from None
         except OSError as exc:
             raise NotNowError(self._uncounted(ip, exc.strerror or str(exc))) from None
@@ -150,7 +153,7 @@ class Lookup:
 
     def fetch(self, ip: str) -> Found | Deferred | Failed:
         """A miss: VirusTotal, within the budget."""
-        from .virustotal import VTError
+        from .virustotal import NO_TIME_LEFT, VTError
         if not self.api_key:
             return Failed(VTError("NoApiKey", f"no VirusTotal API key: set api_key in {CONFIG_FILE} or "
                                               "<api_key> in ossec.conf"), True, False)
@@ -164,6 +167,8 @@ class Lookup:
         except NotNowError as exc:
             return exc.deferred
         except VTError as exc:
+            if exc.code == NO_TIME_LEFT:     # no request was made: nothing failed
+                return Deferred("no time was left in this lookup's time bound")
             return self._failed(ip, exc)
 
     def _fetch(self, ip: str, entry: dict | None) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from . import settings
 from . import state as st
 from .lookup import Lookup
-from .wazuh import EXIT_OK, EXIT_UNDELIVERED, Delivery, DeliveryError, Log, Quiet, Target
+from .wazuh import EXIT_OK, EXIT_UNDELIVERED, Delivery, DeliveryError, EventTooLargeError, Log, Quiet, Target
 from .worker import Crew, hand_off, look_up_now, slots, undelivered
 
 
@@ -30,7 +30,7 @@ def look_up_alert(home: str, opts: dict, cfg, target: Target, log: Log, started:
     if found is not None:
         try:
             delivery.verdict(found.entry, target.source, cached=True)
-        except DeliveryError as exc:
+        except (DeliveryError, EventTooLargeError) as exc:
             log.error(f"{target.ip}: {exc}")
             return EXIT_UNDELIVERED
         return EXIT_OK

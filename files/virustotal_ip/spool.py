@@ -102,12 +102,18 @@ def read_record(queue_dir: str, name: str) -> dict | None:
     return source
 
 
-def remove(queue_dir: str, names: list) -> None:
+def remove(queue_dir: str, names: list) -> list:
+    """Remove these queue files; the names that could not be removed (someone else's
+    directory there, say: the caller remembers them as taken)."""
+    kept = []
     for name in names:
         try:
             posix.unlink(f"{queue_dir}/{name}")
         except FileNotFoundError:
             pass
+        except OSError:
+            kept.append(name)
+    return kept
 
 
 # --------------------------------------------------------------------------- hit and miss tallies

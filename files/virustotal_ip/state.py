@@ -122,11 +122,11 @@ class State:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             result = action()
+            self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:       # SQLite ends it itself on some errors (a full disk)
                 self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
         return result
 
     # -- cache
@@ -227,13 +227,13 @@ class State:
         """(ip, newest pending id): the oldest address no worker is on (or `ip`) whose alerts
         may be looked up now, its alerts now claimed by `slot`, in one transaction, so that
         two workers never claim one address; (None, newest id) when there is none. Alerts
-        released `not_before` a time to come (a backoff, or their /64's share spent) wait."""
+        released `not_before` a time to come (a backoff, or their /64's share spent) wait, and
+        so do the newer alerts of the same address: a noisy address cannot skip its backoff."""
         def take() -> tuple:
             row = self.db.execute(
                 "SELECT ip FROM pending WHERE slot IS NULL AND set_aside IS NULL AND (? IS NULL OR ip = ?) "
-                "AND (not_before IS NULL OR not_before <= ?) "
-                "AND ip NOT IN (SELECT ip FROM pending WHERE slot IS NOT NULL) ORDER BY id LIMIT 1",
-                (ip, ip, time.time())).fetchone()
+                "AND ip NOT IN (SELECT ip FROM pending WHERE slot IS NOT NULL OR not_before > ?) "
+                "ORDER BY id LIMIT 1", (ip, ip, time.time())).fetchone()
             if row is not None:
                 self.db.execute("UPDATE pending SET slot = ? WHERE ip = ? AND slot IS NULL AND set_aside IS NULL",
                                 (slot, row[0]))

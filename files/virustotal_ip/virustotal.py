@@ -18,6 +18,7 @@ USER_AGENT_TOOL = "wazuh-custom-virustotal_ip"
 MAX_VT_BODY = 8 << 20         # a VT answer larger than this is treated as malformed
 MAX_TAGS = 32
 MAX_ENGINES = 512
+NO_TIME_LEFT = "NoTimeLeft"   # the run's time bound left no room for a request: none was made
 KEY_MARK = "[api key]"        # what stands for the API key wherever VirusTotal's answer repeats it
 
 
@@ -124,7 +125,7 @@ class VTClient:
         return parse_communicating_files(body, limit)
 
     def _get(self, path: str, params: dict, not_found_ok: bool = False):
-        last = VTError("Timeout", "no time left for a VirusTotal request", transient=True)
+        last = VTError(NO_TIME_LEFT, "no time left for a VirusTotal request", transient=True)
         for _attempt in range(self.retries + 1):
             left = self.deadline.remaining()
             if left <= 0.05:

@@ -40,7 +40,12 @@ class InputError(Exception):
 
 
 class DeliveryError(Exception):
-    """analysisd's queue socket did not take the message (exit 3)."""
+    """analysisd's queue socket did not take the message (exit 3): every alert's trouble."""
+
+
+class EventTooLargeError(Exception):
+    """One alert's event does not fit a datagram even without its log line: that alert's
+    trouble alone (the worker sets it aside; a run exits 3)."""
 
 
 class RefusedError(Exception):
@@ -344,7 +349,7 @@ def encode_message(event: dict, source: dict) -> bytes:
     message["original_full_log"] = full_log[:lo] + marker if room > 0 else ""
     raw = prefix + json_dumps(message).encode()
     if len(raw) >= MAX_DATAGRAM:
-        raise DeliveryError("message too large even without original_full_log")
+        raise EventTooLargeError("the event does not fit a datagram even without original_full_log")
     return raw
 
 
@@ -368,8 +373,8 @@ def send(home: str, raw: bytes) -> None:
 
 class Delivery:
     """Events to analysisd for one run or worker: a verdict or an error event for an alert,
-    each with its line in integrations.log (and, in debug, on stdout as the seed's manual test
-    prints it)."""
+    each with its line in integrations.log (and, in debug, on stdout as the manual run of
+    docs/operations.md prints it)."""
 
     def __init__(self, *, home: str, cfg, log: Log, debug: bool) -> None:
         self.home, self.cfg, self.log, self.debug = home, cfg, log, debug

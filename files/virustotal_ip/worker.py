@@ -104,7 +104,11 @@ def hand_off(run: Lookup, crew: Crew, source: dict, job: Callable[[], dict]) -> 
     free. While the budget (or the address's /64 share) or an outage allows no request, the
     alert waits, deferred, and no worker is started (a storm would start one per alert). The
     exit status, or None when nothing could be queued (the caller looks it up itself)."""
-    held = run.blocked_now(source["ip"])
+    try:
+        held = run.blocked_now(source["ip"])
+    except st.Error as exc:          # (a writer holding the store): the worker checks it again
+        crew.log.warning(f"{source['ip']}: cannot read the budget now ({exc}); queued all the same")
+        held = None
     try:
         spool.enqueue(crew.state.queue_dir, source, deferred=held is not None)
     except OSError as exc:
@@ -167,10 +171,14 @@ def take_slot(state: st.State, slot_count: int, run: Lookup) -> tuple:
         fd = spool.lock(state.dir, lock_name(slot), blocking=False)
         if fd is not None:
             return slot, fd
+    fd = None
     try:
         with run.deadline.watch():
-            return 0, spool.lock(state.dir, lock_name(0))
+            fd = spool.lock(state.dir, lock_name(0))
+        return 0, fd
     except DeadlineExceeded:
+        if fd is not None:                   # the watchdog fired just after the lock was taken
+            posix.close(fd)
         return None, None
 
 
@@ -219,12 +227,15 @@ def spawn(lock_fd: int, slot: int, job: dict) -> None:
         )
         posix.close(read_end)
         read_end = -1
-        note_pid(lock_fd, pid)
         # A job fits a pipe's buffer (64 KiB) unless <options> is huge; then this waits for the
         # worker, which reads it first thing.
         data = json_dumps(job).encode()
         while data:
             data = data[posix.write(write_end, data):]
+        try:
+            note_pid(lock_fd, pid)
+        except OSError:
+            pass                             # for --status only (a full disk): the worker runs
     finally:
         for fd in (read_end, write_end, lock_fd):
             if fd >= 0:
@@ -326,7 +337,7 @@ def work(slot: int, lock_fd: int, crew: Crew, until: float | None, name: str = "
             crew.log.error(f"{name or 'lookup worker'}: {exc}")
             status, dry_at = EXIT_UNDELIVERED, None
         posix.close(lock_fd)
-        if dry_at is None or time_up(until) or not (state.last_pending_id() > dry_at or queued(state)):
+        if dry_at is None or time_up(until) or not came_since(state, dry_at):
             break
         lock_fd = spool.lock(state.dir, lock_name(slot), blocking=False)
         if lock_fd is None:
@@ -337,7 +348,7 @@ def work(slot: int, lock_fd: int, crew: Crew, until: float | None, name: str = "
 
 
 def work_locked(slot: int, crew: Crew, until: float | None) -> tuple:
-    """(alerts sent, the newest pending id when the queue ran dry, or None when the worker
+    """(alerts sent, what the queue held when it ran dry (came_since), or None when the worker
     stopped for the budget, an outage or its time). DeliveryError: analysisd or the store
     failed, the slot's alerts given back."""
     state = crew.state
@@ -352,28 +363,32 @@ def work_locked(slot: int, crew: Crew, until: float | None) -> tuple:
             take_queue(state, crew.log)
             ip, newest = state.claim(slot)
             if ip is None:
-                return sent, newest
+                return sent, (newest, frozenset(spool.listing(state.queue_dir)[0]))
             done = settle(ip, slot, crew, None if until is None else until - time.monotonic())
             if done is None:
                 return sent, None
             sent += done
         return sent, None
-    except (DeliveryError, st.Error) as exc:
+    except (DeliveryError, st.Error, OSError) as exc:
         try:
             state.release(slot, deferred=True)
         except st.Error:
             pass                            # the store may be what failed
         if isinstance(exc, DeliveryError):
             raise
-        raise DeliveryError(f"the pending store failed ({exc})") from None
+        raise DeliveryError(f"the state failed ({exc})") from None
 
 
 def time_up(until: float | None) -> bool:
     return until is not None and until - time.monotonic() < 1
 
 
-def queued(state: st.State) -> bool:
-    return bool(spool.listing(state.queue_dir)[0])
+def came_since(state: st.State, dry_at: tuple) -> bool:
+    """An alert came since the queue ran dry at `dry_at` (the newest pending id and the queue's
+    names then): one a run queued while this slot was still held, so it started no worker.
+    (A name that was there then, which could not be removed, is not new.)"""
+    newest, names = dry_at
+    return state.last_pending_id() > newest or not set(spool.listing(state.queue_dir)[0]) <= names
 
 
 def reap_dead_slots(state: st.State, own: int) -> None:
@@ -394,8 +409,11 @@ def take_queue(state: st.State, log: Log) -> int:
     many alerts were taken. Each name taken is kept in that transaction (for a day), so a file
     left by a reader killed before removing it is removed, never taken twice."""
     names, stale = spool.listing(state.queue_dir)
-    records = []
+    records, done = [], list(stale)
     for name in names:
+        if state.was_taken(name):              # its removal failed before: removed, not taken twice
+            done.append(name)
+            continue
         try:
             source = spool.read_record(state.queue_dir, name)
         except (OSError, ValueError) as exc:
@@ -407,14 +425,15 @@ def take_queue(state: st.State, log: Log) -> int:
     def take() -> int:
         taken = 0
         for name, source in records:
-            if source and not state.was_taken(name):
+            if source:
                 deferred = source.pop("deferred")
                 state.add_pending(source, deferred, spool.queued_at(name))
                 taken += 1
             state.note_taken(name)
         return taken
     taken = state.transaction(take) if records else 0
-    spool.remove(state.queue_dir, [name for name, _ in records] + stale)
+    for name in spool.remove(state.queue_dir, done + [name for name, _ in records]):
+        log.debug(f"queue entry {name} cannot be removed; it is passed over")
     return taken
 
 
@@ -444,25 +463,33 @@ def settle(ip: str, slot: int, crew: Crew, seconds_left: float | None) -> int | 
         return 0
 
 
-def send_verdicts(ip: str, rows: list, found: Found, crew: Crew) -> int:
-    """Each alert's verdict, sent in the transaction that removes it from the store: one that
-    cannot be removed (a full disk) is not sent, so none is sent twice. An alert whose own
-    data cannot be sent is set aside."""
-    state, sent = crew.state, 0
+def each_row(ip: str, rows: list, crew: Crew, action: Callable[[st.Pending], None]) -> int:
+    """action(row) for each alert; how many it did. An alert whose own data makes it fail (an
+    event too large, a field missing) is set aside with one log line: it costs only itself.
+    analysisd down or the store failing stop the worker (every alert's trouble)."""
+    done = 0
     for row in rows:
-        def deliver(row: st.Pending = row) -> None:
-            state.done(row.row_id)
-            crew.delivery.verdict(found.entry, row.source, cached=found.cached, deferred=row.deferred)
         try:
-            state.transaction(deliver)
+            action(row)
         except (DeliveryError, st.Error):
             raise
         except Exception as exc:
             why = f"{type(exc).__name__}: {shown(str(exc))}"
             crew.log.error(f"{ip}: alert {shown(row.source.get('alert_id'))} is set aside ({why})")
-            state.set_aside(row.row_id, why)
+            crew.state.set_aside(row.row_id, why)
             continue
-        sent += 1
+        done += 1
+    return done
+
+
+def send_verdicts(ip: str, rows: list, found: Found, crew: Crew) -> int:
+    """Each alert's verdict, sent in the transaction that removes it from the store: one that
+    cannot be removed (a full disk) is not sent. (A commit that fails after the send leaves it
+    to be sent again: at least once, never lost.)"""
+    def deliver(row: st.Pending) -> None:
+        crew.state.done(row.row_id)
+        crew.delivery.verdict(found.entry, row.source, cached=found.cached, deferred=row.deferred)
+    sent = each_row(ip, rows, crew, lambda row: crew.state.transaction(lambda: deliver(row)))
     if len(rows) > 1 or (rows and rows[0].deferred):
         crew.log.info(f"sent {sent} pending enrichment(s) for {ip}")
     return sent
@@ -480,36 +507,47 @@ def wait_for_budget(ip: str, slot: int, deferred: Deferred, crew: Crew) -> int |
 
 
 def after_failure(ip: str, slot: int, rows: list, failed: Failed, crew: Crew) -> int | None:
-    """VirusTotal gave no usable answer. An outage (a 429, a timeout, several addresses
-    failing): the alerts wait and the worker stops, reported once. A transient failure of this
-    address: its alerts get one error event each, ever, and it is retried after a backoff while
-    the others go on. A lasting error (a wrong key, a malformed answer): each alert gets its
-    error event and is not kept (the next alert reports it again)."""
+    """VirusTotal gave no usable answer.
+    - A 429 or a timeout (VirusTotal out for everyone): the alerts wait and the worker stops,
+      reported once per outage.
+    - Another transient failure (a 5xx, no connection): this address's alone. Its alerts get
+      one error event each, ever, and it is looked up again after a backoff while the others
+      go on; when it was the third address in a row to fail, the outage it opened stops the
+      worker too.
+    - A lasting error (a wrong key, a malformed answer): each alert gets its error event and
+      is not kept (the next alert reports it again)."""
     state, exc = crew.state, failed.error
     crew.log.error(f"{ip}: VirusTotal error {exc.code}: {exc.description}")
-    if failed.outage:
-        state.release(slot, ip, deferred=True)
-        state.defer_waiting()
-        if failed.report and rows:
-            report(rows[0], exc, crew)
-        return None
-    if exc.transient:
-        for row in rows:
-            if not row.reported:
-                report(row, exc, crew)
-        until = state.back_off(slot, ip, BACKOFF)
-        crew.log.info(f"{ip}: looked up again after {iso_utc(until)}; the other addresses go on")
+    if exc.quota or not exc.transient or exc.code == "Timeout":
+        if exc.transient:
+            state.release(slot, ip, deferred=True)
+            state.defer_waiting()
+            if failed.report:
+                each_row(ip, rows[:1], crew, lambda row: report(row, exc, crew))
+            return None
+        each_row(ip, rows, crew, lambda row: forget_reporting(row, exc, failed, crew))
         return 0
-    for row in rows:
-        state.done(row.row_id)
-        if failed.report:
-            crew.delivery.error(exc.code, exc.description, row.source)
+    each_row(ip, [row for row in rows if not row.reported], crew, lambda row: report(row, exc, crew))
+    until = state.back_off(slot, ip, BACKOFF)
+    crew.log.info(f"{ip}: looked up again after {iso_utc(until)}; the other addresses go on")
+    if failed.outage:
+        state.defer_waiting()
+        return None
     return 0
 
 
 def report(row: st.Pending, exc, crew: Crew) -> None:
+    """The alert's error event, marked sent so that it is never sent again while it waits."""
     crew.delivery.error(exc.code, exc.description, row.source)
     crew.state.mark_reported(row.row_id)
+
+
+def forget_reporting(row: st.Pending, exc, failed: Failed, crew: Crew) -> None:
+    """A lasting error: the alert can never get a verdict, so it is not kept; its error event
+    is sent (analysisd down: lost with it, and the next alert reports the error again)."""
+    crew.state.done(row.row_id)
+    if failed.report:
+        crew.delivery.error(exc.code, exc.description, row.source)
 
 
 # --------------------------------------------------------------------------- the analyst's side

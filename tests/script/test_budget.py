@@ -178,7 +178,7 @@ def test_parallel_runs_and_workers_for_one_ipv6_64_never_overrun_its_share(home,
     procs = [subprocess.Popen(home.integratord_argv(home.write_alert(alert(ip, f"11.{n}"))), cwd=home.root,
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for n, ip in enumerate(ips)]
-    assert [p.wait(timeout=60) for p in procs] == [0] * len(procs)
+    assert home.wait_runs(procs) == [0] * len(procs)
     home.wait_workers()
     assert len(vt.requests) == 3
     assert len(home.drain_queue()) == 3 and len(home.waiting()) == 9

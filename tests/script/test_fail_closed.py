@@ -228,3 +228,76 @@ def test_an_address_virustotal_fails_for_gets_one_error_event_and_a_backoff_and_
     assert got.get("6.1", []).count("error") == 1, seen                   # one event, not one per retry
     # the first attempt (1 + retries requests), and within the backoff at most one more
     assert asked <= 2 * (1 + 1), seen
+
+
+# --------------------------------------------------------------------------- found in review
+
+def test_addresses_virustotal_keeps_failing_for_never_starve_an_address_it_answers(home, vt):
+    """Three addresses answered 500 every time, older than a good one: the third failure in a
+    row opens the breaker for a minute, and each failing address backs off, so once the minute
+    is over the good address is looked up (it waited behind them for ever before)."""
+    configure(home)
+    bad = ["64.62.197.132", "64.62.197.133", "93.184.216.34"]
+    for ip in bad:
+        vt.fail(ip, status=500, code="InternalError", message="boom")
+    runs = [home.run(alert(ip, f"1.{n}"), retries=0) for n, ip in enumerate(bad)]
+    runs.append(home.run(alert("108.157.98.17", "1.9"), retries=0))
+    drains = []
+    for _ in range(3):
+        home.sql("UPDATE state SET value = '0' WHERE key = 'quota_until'")     # the outage's minute is over
+        drains.append(home.cli("--drain", "--retries", "0"))
+    got = outcomes([m for r in runs + drains for m in r.messages])
+    assert got["1.9"] == ["verdict"]
+    assert all(got[f"1.{n}"] == ["error"] for n in range(3)), got
+    assert max(requests_for(vt, ip) for ip in bad) == 1          # backed off: asked once each
+
+
+def test_a_directory_in_the_queue_is_passed_over_and_the_alerts_are_sent(home, vt):
+    configure(home)
+    state = make_state(home)
+    (state / "queue").mkdir(exist_ok=True)
+    (state / "queue" / "00000000000000000001-1.json").mkdir()
+    r = home.run(alert("108.157.98.17", "2.1"))
+    drains = [home.cli("--drain") for _ in range(2)]
+    assert [d.rc for d in drains] == [0, 0]
+    assert outcomes(r.messages + [m for d in drains for m in d.messages]) == {"2.1": ["verdict"]}
+
+
+def test_one_bad_alert_of_an_address_virustotal_fails_for_sets_aside_only_itself(home, vt):
+    configure(home)
+    make_state(home)
+    vt.fail("64.62.197.132", status=500, code="InternalError", message="boom")
+    bad = '{"ip": "64.62.197.132", "alert_id": "8.0", "full_log": "x"}'    # no rule, no agent
+    home.sql("INSERT INTO pending(ip, source, queued_at, alert_key, deferred) VALUES (?, ?, ?, ?, 1)",
+             ("64.62.197.132", bad, time.time() - 10, "64.62.197.132|8.0"))
+    r = home.run(alert("64.62.197.132", "8.1"), retries=0)
+    vt.behaviour.clear()                                         # VirusTotal answers again
+    home.sql("UPDATE pending SET not_before = NULL")             # the backoff is over
+    d = home.cli("--drain")
+    assert outcomes(r.messages + d.messages) == {"8.1": ["error", "verdict"]}
+    assert home.sql("SELECT json_extract(source, '$.alert_id') FROM pending WHERE set_aside IS NOT NULL") == [("8.0",)]
+
+
+def test_an_alert_too_large_to_send_is_set_aside_and_the_alerts_behind_it_are_sent(home, vt):
+    import json
+    configure(home)
+    make_state(home)
+    source = {"alert_id": "9.0", "rule": "1", "ip": "64.62.197.132", "agent_id": "001",
+              "agent_name": "A" * 70000, "agent_ip": "10.0.0.1", "full_log": "x"}
+    home.sql("INSERT INTO pending(ip, source, queued_at, alert_key, deferred) VALUES (?, ?, ?, ?, 1)",
+             ("64.62.197.132", json.dumps(source), time.time() - 10, "64.62.197.132|9.0"))
+    runs = [home.run(alert(ip, f"9.{n}")) for n, ip in enumerate(["108.157.98.17", "64.62.197.133"], 1)]
+    drains = [home.cli("--drain") for _ in range(2)]
+    assert [d.rc for d in drains] == [0, 0]
+    assert outcomes([m for r in runs + drains for m in r.messages]) == {"9.1": ["verdict"], "9.2": ["verdict"]}
+    assert home.sql("SELECT json_extract(source, '$.alert_id') FROM pending WHERE set_aside IS NOT NULL") == [("9.0",)]
+
+
+def test_new_alerts_for_an_address_in_its_backoff_wait_behind_it(home, vt):
+    """A noisy address VirusTotal fails for is asked once, not once per alert."""
+    configure(home)
+    make_state(home)
+    vt.fail("64.62.197.132", status=500, code="InternalError", message="boom")
+    runs = [home.run(alert("64.62.197.132", f"10.{n}"), retries=0) for n in range(4)]
+    assert requests_for(vt, "64.62.197.132") == 1
+    assert outcomes([m for r in runs for m in r.messages]) == {"10.0": ["error"]}

@@ -268,7 +268,7 @@ def test_concurrent_runs_for_one_uncached_ip_make_one_request(home, vt, mode):
     procs = [subprocess.Popen(home.integratord_argv(home.write_alert(sample_alert(id=f"1.{i}"))), cwd=home.root,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for i in range(5)]
-    assert [p.wait(timeout=60) for p in procs] == [0] * 5
+    assert home.wait_runs(procs) == [0] * 5
     home.wait_workers()
     events = [split_message(m)[1]["virustotal_ip"] for m in home.drain_queue()]
     assert sorted(e["source"]["alert_id"] for e in events) == [f"1.{i}" for i in range(5)]

@@ -150,7 +150,7 @@ def test_runs_racing_for_new_addresses_send_each_alert_once_with_at_most_lookup_
     procs = [subprocess.Popen(home.integratord_argv(home.write_alert(alert(ip, f"4.{n}"))), cwd=home.root,
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for n, ip in enumerate(ips + ips)]   # each address twice
-    assert [p.wait(timeout=60) for p in procs] == [0] * len(procs)
+    assert home.wait_runs(procs) == [0] * len(procs)
     home.wait_workers()
     events = sent(home)
     assert sorted(e["source"]["alert_id"] for e in events) == sorted(f"4.{n}" for n in range(len(procs)))
