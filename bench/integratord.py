@@ -65,14 +65,16 @@ def virustotal_ip_arm(image: str, count: int, files_dir: str | None = None) -> f
 
 
 def files_before(files_at, baseline: str, into: Path) -> str | None:
-    """The baseline's files/, plus today's package beside them: today's role checks it is there,
-    and the baseline's wrapper never imports it (it runs its single-file script)."""
+    """The baseline's files/, plus whatever of today's package it lacks: today's role checks
+    that every module of its manifest is there, and the baseline's code never imports the ones
+    it did not have (a single-file script imports none)."""
     old = files_at(baseline, into)
     if old is None:
         return None
-    if not (old / "virustotal_ip").is_dir():
-        shutil.copytree(REPO / "files" / "virustotal_ip", old / "virustotal_ip",
-                        ignore=shutil.ignore_patterns("__pycache__"))
+    (old / "virustotal_ip").mkdir(exist_ok=True)
+    for module in (REPO / "files" / "virustotal_ip").glob("*.py"):
+        if not (old / "virustotal_ip" / module.name).exists():
+            shutil.copy2(module, old / "virustotal_ip" / module.name)
     return str(old)
 
 
