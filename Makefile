@@ -31,7 +31,7 @@ $(STAMP): requirements.txt
 venv: $(STAMP) ## create .venv from requirements.txt (done by every target that needs it)
 
 lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), shellcheck, syntax checks, Galaxy's import check, ansible-test sanity
-	$(BIN)/ruff check files plugins tests bench molecule demo
+	$(BIN)/ruff check files plugins tests tools bench molecule demo
 	$(BIN)/yamllint --strict .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline
 	@# ansible-lint again under every other supported ansible-core (.venv-core-*), with the
@@ -47,11 +47,11 @@ lint: $(STAMP) ## ruff, yamllint, ansible-lint (production), shellcheck, syntax 
 	@# Galaxy's own import check and ansible-test sanity (under each supported ansible-core), on the
 	@# tarball as published; the repository URL Galaxy requires is a reserved .invalid placeholder
 	@# here (the real one is given to make collection).
-	$(BIN)/python tests/build_collection.py --repository https://git.example.invalid/wazuh-virustotal-ip \
+	$(BIN)/python tools/build_collection.py --repository https://git.example.invalid/wazuh-virustotal-ip \
 	    --out build/lint --import-check --sanity
 
 collection: $(STAMP) ## the tarball to publish, into build/: make collection REPOSITORY=<url> [DOCUMENTATION= ISSUES= HOMEPAGE=]
-	$(BIN)/python tests/build_collection.py --repository "$(REPOSITORY)" \
+	$(BIN)/python tools/build_collection.py --repository "$(REPOSITORY)" \
 	    $(if $(DOCUMENTATION),--documentation "$(DOCUMENTATION)") $(if $(ISSUES),--issues "$(ISSUES)") \
 	    $(if $(HOMEPAGE),--homepage "$(HOMEPAGE)")
 
@@ -93,7 +93,7 @@ test: ## every test: lint beside the image builds, then pytest
 	$(run-pytest)
 
 settings: $(STAMP) ## write the role's defaults, specs, ranges and the docs' tables from files/virustotal_ip/settings.py
-	$(BIN)/python tests/generate_settings.py
+	$(BIN)/python tools/generate_settings.py
 
 bench: $(STAMP) ## benchmarks: cache-hit cost, request storm, time bound (prints ratios)
 	$(BIN)/python bench/run.py

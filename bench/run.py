@@ -78,7 +78,8 @@ def wrapper_python_args() -> list:
 
 
 def compile_like_the_role(home: WazuhHome) -> None:
-    """What the role does after installing the script (roles/virustotal_ip/tasks/present.yml)."""
+    """The package compiled as the role compiles it (roles/virustotal_ip/tasks/present.yml), and
+    the entry point too, as the role compiled it for the older releases the bench compares."""
     package = home.root / "integrations/virustotal_ip"
     subprocess.run([str(home.root / "framework/python/bin/python3"), "-I", "-m", "compileall", "-q",
                     str(home.root / "integrations/custom-virustotal_ip.py"),

@@ -3,8 +3,9 @@
 One manager container (Wazuh's own daemons built from source, localhost/wazuh-manager-src,
 built if needed, or WAZUH_MANAGER_IMAGE), a VirusTotal v3 stand-in inside it (or the real
 VirusTotal when VT_API_KEY is set), the real `ansible-playbook site.yml` through a generated
-inventory, then sshd logins from the seed's two addresses and a private one sent to analysisd's
-queue socket as a log collector would, and the enrichments as they arrive.
+inventory, then sshd logins from the two addresses of docs/verdict.md's worked examples and a
+private one sent to analysisd's queue socket as a log collector would, and the enrichments as
+they arrive.
 A second run reuses the container and is quick; `make demo-clean` removes it.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ CONTAINER = "vtip-demo-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
 WAZUH_SRC = f"localhost/wazuh-manager-src:{WAZUH_VERSION}"
 OSSEC = "/var/ossec"
 DEMO_KEY = "demo-key-not-a-real-virustotal-key"
-ALERTS = [("64.62.197.132", "the seed's Test 1"), ("108.157.98.17", "the seed's Test 2"),
+ALERTS = [("64.62.197.132", "worked example 1"), ("108.157.98.17", "worked example 2"),
           ("192.168.1.20", "a private address")]
 
 

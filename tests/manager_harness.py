@@ -2,9 +2,9 @@
 
 The image is Wazuh's own daemons built from Wazuh's source (make wazuh-image) at the versions
 tests/images/wazuh-src/sources.lock pins: the first (current) one, and the last (the Python 3.9
-line) for the end-to-end run. Everything here is `docker exec` of
-the real command paths, datagrams to the queue socket, and reading alerts.json and ossec.log,
-so it works the same against wazuh/wazuh-manager.
+line) for the end-to-end run; tests/images/build.py names and builds them. Everything here is
+`docker exec` of the real command paths, datagrams to the queue socket, and reading alerts.json
+and ossec.log, so it works the same against wazuh/wazuh-manager.
 Waiting is always for a condition (a line in a file, a daemon running), with a time limit.
 """
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,32 +19,12 @@ import time
 import uuid
 from pathlib import Path
 
+# The images, and their building: images/build.py (the tests import these names from here too).
+from images.build import (WAZUH_AGENT_IMAGE, WAZUH_OLDEST_VERSION, WAZUH_SRC_IMAGE,  # noqa: F401
+                          WAZUH_VERSION, docker_available, manager_image, on_ci)
 from wazuh_events import ALERTS_JSON, OSSEC, SEND_DATAGRAM, enrichment_for, parse_alerts
 
 REPO = Path(__file__).resolve().parent.parent
-IMAGES_DIR = REPO / "tests" / "images"
-
-
-def pinned_wazuh_versions() -> list:
-    """The Wazuh versions sources.lock pins, in its order (the first is the current one)."""
-    lines = (IMAGES_DIR / "wazuh-src" / "sources.lock").read_text().splitlines()
-    return [line.split()[1] for line in lines if line.split()[:1] == ["wazuh"]]
-
-
-WAZUH_VERSION, *_, WAZUH_OLDEST_VERSION = pinned_wazuh_versions()
-# flavour -> (image, build command)
-IMAGES = {
-    "wazuh-src": (f"localhost/wazuh-manager-src:{WAZUH_VERSION}",
-                  [str(IMAGES_DIR / "wazuh-src" / "build.sh"), WAZUH_VERSION]),
-    "wazuh-src-oldest": (f"localhost/wazuh-manager-src:{WAZUH_OLDEST_VERSION}",
-                         [str(IMAGES_DIR / "wazuh-src" / "build.sh"), WAZUH_OLDEST_VERSION]),
-    # the manager plus wazuh-clusterd (the cluster tests)
-    "wazuh-src-cluster": (f"localhost/wazuh-manager-src:{WAZUH_VERSION}-cluster",
-                          [str(IMAGES_DIR / "wazuh-src" / "build.sh"), "--cluster", WAZUH_VERSION]),
-}
-WAZUH_SRC_IMAGE = IMAGES["wazuh-src"][0]
-# Built with the current version's manager (build.sh), from the same sources.
-WAZUH_AGENT_IMAGE = f"localhost/wazuh-agent-src:{WAZUH_VERSION}"
 PID_FILES = f"ls {OSSEC}/var/run | grep '[.]pid$'"
 # Wazuh's own analysisd processes events 2-5 s after a start (17 s before the images had
 # wazuh-db, which analysisd waits for).
@@ -65,30 +44,6 @@ while len(answer) < size:
     answer += s.recv(size - len(answer))
 print(answer.decode())
 """
-
-
-def docker_available() -> str | None:
-    """None when a Docker engine answers, else why not."""
-    if shutil.which("docker") is None:
-        return "docker is not installed"
-    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
-        return "no Docker engine answers"
-    return None
-
-
-def manager_image(flavour: str, what: str) -> str:
-    """The built image of a flavour for a test module; skips without Docker, except on CI."""
-    import pytest
-    why = docker_available()
-    if why:
-        if on_ci():
-            pytest.fail(f"CI=true but {why}: {what} cannot be skipped on CI")
-        pytest.skip(f"{what} needs Docker: {why}")
-    image, build = IMAGES[flavour]
-    if not os.environ.get("VTIP_VERIFYING_IMAGE"):       # build.sh verifying the image runs us
-        r = subprocess.run(build, capture_output=True, text=True, check=False)
-        assert r.returncode == 0, f"{' '.join(build)} failed:\n{r.stderr[-3000:]}"
-    return image
 
 
 def run_id() -> str:
@@ -382,10 +337,6 @@ def sentinel(manager: Manager) -> None:
     manager.wait_alert(lambda a: a.get("data", {}).get("sentinel") == token)
 
 
-def on_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
 # agentd waits this long after enrolling before it connects (20 s by default): enough for
 # remoted to read the new key, which it does within ~5 s here (a connection before that is
 # refused as an invalid ID, and retried 10 s later).
@@ -398,17 +349,25 @@ KEEP_ALIVE = 2
 class Agent(Container):
     """A Wazuh agent (WAZUH_AGENT_IMAGE) beside `manager`, in its network namespace: it enrols
     with the manager's authd and connects to its remoted over 127.0.0.1, as an agent host would
-    over the network. Connected once constructed."""
+    over the network. With `network`, a host of its own on that Docker network instead (its own
+    network namespace: an iptables rule of its firewall-drop is its alone), reaching the manager
+    by its container name. Connected once constructed (removed if it does not get there)."""
 
-    def __init__(self, manager: Manager, name: str = "web01", *options: str) -> None:
-        # The agent shares the manager's hostname with its network: authd refuses an agent named
-        # as the manager, so it gets a name of its own. ENROLLMENT_DELAY and KEEP_ALIVE: above.
-        super().__init__(WAZUH_AGENT_IMAGE, "--network", f"container:{manager.name}",
+    def __init__(self, manager: Manager, name: str = "web01", *options: str, network: str | None = None) -> None:
+        # Beside the manager, the agent shares its hostname: authd refuses an agent named as the
+        # manager, so it gets a name of its own. ENROLLMENT_DELAY and KEEP_ALIVE: above.
+        where = (["--network", network, "--hostname", name, "-e", f"WAZUH_MANAGER={manager.name}"] if network
+                 else ["--network", f"container:{manager.name}"])
+        super().__init__(WAZUH_AGENT_IMAGE, *where,
                          "-e", f"WAZUH_AGENT_NAME={name}", "-e", f"ENROLLMENT_DELAY={ENROLLMENT_DELAY}",
                          "-e", f"WAZUH_KEEP_ALIVE_INTERVAL={KEEP_ALIVE}", *options)
         self.agent_name = name
-        self.id = self.wait_known(manager)
-        self.wait(self.reloaded, 60, f"agent {name} running with the manager's shared configuration")
+        try:
+            self.id = self.wait_known(manager)
+            self.wait(self.reloaded, 60, f"agent {name} running with the manager's shared configuration")
+        except BaseException:
+            self.stop()
+            raise
 
     def wait_known(self, manager: Manager) -> str:
         """Waits until the manager knows this agent; returns its id. Ready when the manager

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A local HTTP server that answers like VirusTotal API v3 - for tests, benchmarks and the demo.
 
-It follows ../shared/spec/virustotal-api-v3.md: `GET /api/v3/ip_addresses/{ip}` and
+It follows docs/virustotal-api.md: `GET /api/v3/ip_addresses/{ip}` and
 `GET /api/v3/ip_addresses/{ip}/communicating_files?limit=N`, the `x-apikey` check (401
 AuthenticationRequiredError / WrongCredentialsError), 404 NotFoundError for IPs it has no
 object for, 400 InvalidArgumentError for anything that is not an IP, and error bodies

@@ -432,7 +432,7 @@ def take_queue(state: st.State, log: Log) -> int:
             state.note_taken(name)
         return taken
     taken = state.transaction(take) if records else 0
-    for name in spool.remove(state.queue_dir, done + [name for name, _ in records]):
+    for name in spool.remove(state.queue_dir, done + [record[0] for record in records]):
         log.debug(f"queue entry {name} cannot be removed; it is passed over")
     return taken
 

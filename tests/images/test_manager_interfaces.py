@@ -1,6 +1,6 @@
-"""Wazuh's interfaces where we touch them, as wazuh-contract.md states them, checked on Wazuh's
-own daemons built from source (make wazuh-image): where the contract (our reading of Wazuh's
-source) and the daemons disagree, the daemons win and the contract is corrected. Only Wazuh's
+"""Wazuh's interfaces where we touch them, as docs/wazuh-interfaces.md states them, checked on
+Wazuh's own daemons built from source (make wazuh-image): where that page (our reading of
+Wazuh's source) and the daemons disagree, the daemons win and the page is corrected. Only Wazuh's
 interfaces are used (manager_harness.py). Without a Docker engine they are skipped with the
 reason shown, except on CI (CI=true), where that is a failure.
 """

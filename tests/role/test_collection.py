@@ -9,6 +9,7 @@ import json
 import os
 import posixpath
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -159,14 +160,14 @@ def test_the_installed_collection_deploys_checks_and_uninstalls_by_fully_qualifi
 
 
 def test_make_collection_refuses_without_a_repository_url_saying_why():
-    r = subprocess.run([sys.executable, str(REPO / "tests" / "build_collection.py"), "--repository", ""],
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "build_collection.py"), "--repository", ""],
                        capture_output=True, text=True, check=False)
     assert r.returncode == 2 and "Galaxy requires the collection's repository URL" in r.stderr, r.stderr
 
 
 def test_make_collection_writes_the_urls_it_is_given_into_the_built_collection_only(tmp_path):
     urls = {"repository": "https://git.example.invalid/vtip", "issues": "https://git.example.invalid/vtip/issues"}
-    r = subprocess.run([sys.executable, str(REPO / "tests" / "build_collection.py"), "--out", str(tmp_path),
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "build_collection.py"), "--out", str(tmp_path),
                         *[arg for field, value in urls.items() for arg in (f"--{field}", value)]],
                        capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -175,3 +176,39 @@ def test_make_collection_writes_the_urls_it_is_given_into_the_built_collection_o
         info = json.load(tar.extractfile("MANIFEST.json"))["collection_info"]
     assert {field: info[field] for field in urls} == urls
     assert "repository" not in yaml.safe_load((REPO / "galaxy.yml").read_text())    # the checkout keeps none
+
+
+# What a fresh clone holds: the checkout without its local state (venvs, builds, caches).
+CLONE = shutil.ignore_patterns(".git", ".venv*", "build", ".pytest_cache", ".ruff_cache", ".cache", "__pycache__",
+                               "*.pyc", "*.tar.gz")
+
+
+def readme_install_commands() -> list:
+    """The build and install commands of the README's "Deploying" section, as written there."""
+    section = (REPO / "README.md").read_text().split("\n## Deploying\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
+    return [line for line in block.splitlines() if line.startswith("ansible-galaxy collection ")]
+
+
+def test_the_readmes_install_commands_leave_the_collection_found_from_any_directory(tmp_path):
+    """Run as written in a fresh copy of the checkout (whose ansible.cfg puts the checkout itself
+    on the collections path, through .collections/), with a new user's home: the collection
+    lands in ~/.ansible/collections, and from another directory its playbooks are found by their
+    fully qualified names."""
+    commands = readme_install_commands()
+    assert [command.split()[2] for command in commands] == ["build", "install"], commands
+    checkout, home, elsewhere = tmp_path / "clone", tmp_path / "home", tmp_path / "elsewhere"
+    shutil.copytree(REPO, checkout, symlinks=True, ignore=CLONE)
+    home.mkdir()
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(PATH=f"{BIN}:{env['PATH']}", HOME=str(home), ANSIBLE_FORCE_COLOR="0")
+    for command in commands:                      # in a shell, as typed: `~` is the new home
+        r = run(["bash", "-c", command], checkout, env)
+        assert r.returncode == 0, f"{command}\n{r.stdout}{r.stderr}"
+        assert "Nothing to do" not in r.stdout and "[WARNING]" not in r.stdout + r.stderr, r.stdout + r.stderr
+    installed = home / ".ansible" / "collections" / "ansible_collections" / GALAXY["namespace"] / GALAXY["name"]
+    assert json.loads((installed / "MANIFEST.json").read_text())["collection_info"]["version"] == GALAXY["version"]
+    r = run([str(BIN / "ansible-playbook"), "--syntax-check", f"{FQCN}.site"], elsewhere, env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"playbook: {installed / 'playbooks' / 'site.yml'}" in r.stdout, r.stdout

@@ -117,3 +117,44 @@ def test_a_file_that_cannot_be_written_fails_naming_it_and_reports_the_files_bef
     assert result.get("failed") and "no-such-directory/lib.py" in result["msg"], result
     assert [(r["dest"], r["created"]) for r in result["results"]] == [(files[0]["dest"], True)]
     assert Path(files[0]["dest"]).exists()
+
+
+def test_rendered_content_is_installed_with_each_files_own_owner_and_mode_and_says_what_it_did(tmp_path):
+    files = sources(tmp_path)
+    rendered = {"content": "rendered = true\n", "dest": str(tmp_path / "dest" / "conf"), "mode": "0600",
+                "owner": "root", "group": "root"}
+    first = install(tmp_path, [*files, rendered])["results"]
+    assert [r["action"] for r in first] == ["created", "created", "created"]
+    assert Path(rendered["dest"]).read_text() == "rendered = true\n" and mode(rendered["dest"]) == "0600"
+    again = install(tmp_path, [*files, dict(rendered, content="rendered = false\n")])["results"]
+    assert [r["action"] for r in again] == ["unchanged", "unchanged", "replaced"]
+
+
+def restore(tmp_path: Path, results: list, *flags: str) -> dict:
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOCALHOST_WARNING="0")
+    r = subprocess.run([str(BIN / "ansible"), "localhost", "-c", "local", "-m",
+                        "wazuh_virustotal_ip.virustotal_ip.install_files", "-a", json.dumps({"restore": results}),
+                        *flags], capture_output=True, text=True, env=env, cwd=REPO, timeout=120, check=False)
+    return json.loads(r.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def test_restore_puts_back_what_a_run_replaced_or_reset_and_removes_what_it_created(tmp_path):
+    """The role's rollback: content, times, owner and mode as they were, no backup left, a new file gone."""
+    files = sources(tmp_path)
+    install(tmp_path, files)
+    Path(files[1]["dest"]).write_text("VALUE = 0  # an older release\n")
+    os.chmod(files[0]["dest"], 0o700)
+    mtime = os.stat(files[1]["dest"]).st_mtime_ns
+    new = {"content": "new\n", "dest": str(tmp_path / "dest" / "new"), "mode": "0640"}
+    results = install(tmp_path, [*files, new])["results"]
+    assert [r["action"] for r in results] == ["modified", "replaced", "created"]
+    assert restore(tmp_path, results, "--check")["changed"]                       # check mode: nothing done
+    assert Path(new["dest"]).exists() and mode(files[0]["dest"]) == "0750"
+    undone = restore(tmp_path, results)
+    assert [r["action"] for r in undone["results"]] == ["removed", "restored", "reset"]
+    assert not Path(new["dest"]).exists() and mode(files[0]["dest"]) == "0700"
+    assert Path(files[1]["dest"]).read_text() == "VALUE = 0  # an older release\n"
+    assert os.stat(files[1]["dest"]).st_mtime_ns == mtime and mode(files[1]["dest"]) == "0640"
+    assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == ["lib.py", "tool"]      # no backup left
+    assert not restore(tmp_path, results)["changed"]                              # twice: nothing more

@@ -123,3 +123,19 @@ def test_a_broken_conf_is_an_error_naming_the_line_and_no_facts():
 def test_a_begin_marker_without_its_end_is_no_block():
     got = facts(f"{BEGIN}\n<ossec_config><integration><name>custom-virustotal_ip</name></integration></ossec_config>\n")
     assert got["block"] == {"begin": 0, "end": 0} and got["integrations"][0]["ours"] is False
+
+
+_block_spec = importlib.util.spec_from_file_location("ossec_conf_block_plugin",
+                                                     REPO / "plugins" / "filter" / "ossec_conf_block.py")
+block_plugin = importlib.util.module_from_spec(_block_spec)
+_block_spec.loader.exec_module(block_plugin)
+
+
+@pytest.mark.parametrize("before,after", [
+    ("<ossec_config/>\n", "<ossec_config/>\n{begin}\n<a/>\n{end}\n"),                     # appended
+    ("<ossec_config/>", "<ossec_config/>\n{begin}\n<a/>\n{end}\n"),                       # after a newline
+    ("x\n{begin}\n<old/>\n{end}\ny\n", "x\n{begin}\n<a/>\n{end}\ny\n"),                   # replaced in place
+], ids=["appended", "no-final-newline", "replaced"])
+def test_the_block_goes_in_as_blockinfile_puts_it(before, after):
+    marks = {"begin": MARKER.replace("{mark}", "BEGIN"), "end": MARKER.replace("{mark}", "END")}
+    assert block_plugin.ossec_conf_block(before.format(**marks), MARKER, "<a/>\n") == after.format(**marks)

@@ -3,6 +3,7 @@ that match the script, an example inventory that matches the defaults."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -104,8 +105,114 @@ def test_readme_documents_every_role_variable():
 def test_readme_is_a_page_whose_links_and_paths_exist():
     """The README stays a five-minute read; what it points to is there."""
     readme = (REPO / "README.md").read_text()
-    assert len(readme.splitlines()) <= 200
+    assert len(readme.splitlines()) <= 200 and len(readme.split()) <= 650     # a page: about 500 words
     for link in re.findall(r"\]\(([^)#]+)", readme):
         assert (REPO / link).exists(), link
     for path in re.findall(r"`((?:files|roles|tests|demo|templates|docs|playbooks|molecule|bench)/[^` ]*)`", readme):
         assert (REPO / path.rstrip("/")).exists() or (REPO / "files/virustotal_ip" / path).exists(), path
+
+
+# Where the supported Wazuh range is stated in words: the documents a user reads, the code that
+# says which argv it parses, the variable that overrides the guard.
+RANGE_STATED_IN = ["README.md", "roles/virustotal_ip/README.md", "roles/virustotal_ip/meta/argument_specs.yml",
+                   "roles/virustotal_ip/defaults/main.yml", "docs/deploying.md", "docs/wazuh-interfaces.md",
+                   "docs/wazuh-5.md", "files/virustotal_ip/wazuh.py"]
+
+
+def version(text: str) -> tuple:
+    return tuple(int(part) for part in text.split("."))
+
+
+def test_the_supported_wazuh_range_is_the_one_the_guard_enforces_everywhere():
+    """vars/main.yml's range is what tasks/probe.yml asserts; every document states that range
+    (4.3 to 4.14), and none a range past it ("4.3 to 4.x"); a part of it (4.3 to 4.7) may be."""
+    supported = load(ROLE / "vars" / "main.yml")["_virustotal_ip_supported"]
+    first, below = version(supported["min"]), version(supported["below"])
+    assert below[2] == 0 and below[1] > 0, supported
+    stated = f"{first[0]}.{first[1]} to {below[0]}.{below[1] - 1}"
+    assert version(supported["wazuh5"]) == (5, 0, 0)
+    for name in RANGE_STATED_IN:
+        text = " ".join((REPO / name).read_text().split())
+        ranges = re.findall(r"\b(\d+\.\d+) ?(?:to|–|-) ?(\d+\.(?:\d+|x))\b", text)
+        assert ranges, f"{name} does not state the supported range"
+        newest = (below[0], below[1] - 1)
+        wrong = [f"{a} to {b}" for a, b in ranges if a.startswith("4.") and (b.endswith(".x") or version(b) > newest)]
+        assert not wrong, f"{name} states {wrong}, the guard enforces {stated}"
+        assert stated in text.replace("–", " to ").replace("4.3-4.14", "4.3 to 4.14"), f"{name} lacks {stated}"
+
+
+def test_galaxy_yml_names_the_newest_version_the_code_and_the_changelog_name():
+    """galaxy.yml's version is the release being built: no plugin is added in a later one, the
+    changelog has released nothing later, and either it is released or fragments wait for it;
+    the README's install command names its tarball."""
+    galaxy = load(REPO / "galaxy.yml")
+    ours = version(galaxy["version"])
+    added = [version(v) for path in sorted((REPO / "plugins").rglob("*.py"))
+             for v in re.findall(r"^version_added: ['\"]?([\d.]+)", path.read_text(), re.MULTILINE)]
+    assert added and max(added) <= ours, (added, ours)
+    released = [version(v) for v in load(REPO / "changelogs" / "changelog.yaml")["releases"]]
+    assert max(released) <= ours, (released, ours)
+    assert ours in released or list((REPO / "changelogs" / "fragments").glob("*.yml")), ours
+    tarball = f"{galaxy['namespace']}-{galaxy['name']}-{galaxy['version']}.tar.gz"
+    assert tarball in (REPO / "README.md").read_text(), tarball
+
+
+# The documents a reader follows links through, and the files that cite sections by name.
+DOCUMENTS = ["README.md", "roles/virustotal_ip/README.md",
+             *(f"docs/{p.name}" for p in sorted((REPO / "docs").glob("*.md")))]
+SKIP = {".git", "build", ".collections", ".ruff_cache", ".pytest_cache", "__pycache__", ".cache"}
+
+
+def citing_files() -> list:
+    """The repository's own .py, .yml, .md and .j2 files (no venvs, builds or caches; not this
+    file, whose docstrings show the patterns)."""
+    found = []
+    for root, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in SKIP and not d.startswith(".venv")]
+        found += [Path(root) / f for f in files if f.endswith((".py", ".yml", ".md", ".j2"))]
+    return [p for p in found if p != Path(__file__).resolve() and "changelog" not in p.name.lower()]
+
+
+def anchors(markdown: str) -> set:
+    """GitHub's heading anchors of a document (fenced code skipped), and its explicit <a id>s."""
+    found, seen, fenced = set(re.findall(r'<a id="([^"]+)"', markdown)), {}, False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"#{1,6} ", line):
+            slug = re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+            found.add(slug if slug not in seen else f"{slug}-{seen[slug]}")
+            seen[slug] = seen.get(slug, 0) + 1
+    return found
+
+
+def headings(markdown: str) -> set:
+    return {line.lstrip("#").strip() for line in markdown.splitlines() if re.match(r"#{1,6} ", line)}
+
+
+def test_section_links_and_citations_resolve():
+    """Every `[..](file#section)` in the documents lands on a heading; every `README "Section"`
+    and `docs/<page>.md, "Section"` cited by code, tests or docs names a heading of that page,
+    and every `docs/<page>.md section N` a numbered one."""
+    broken = []
+    for name in DOCUMENTS:
+        text = (REPO / name).read_text()
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", text):
+            if "://" in target:
+                continue
+            page = (REPO / name).parent / target if target else REPO / name
+            if not page.exists() or anchor not in anchors(page.read_text()):
+                broken.append(f"{name}: {target}#{anchor}")
+    for path in citing_files():
+        text = " ".join(path.read_text(errors="replace").split())
+        for section in re.findall(r'README \(?"([^"]+)"', text):
+            if section not in headings((REPO / "README.md").read_text()):
+                broken.append(f"{path.relative_to(REPO)}: README {section!r}")
+        for page, section in re.findall(r'(docs/[\w-]+\.md),? "([^"]+)"', text):
+            if not (REPO / page).exists() or section not in headings((REPO / page).read_text()):
+                broken.append(f"{path.relative_to(REPO)}: {page} {section!r}")
+        for page, number in re.findall(r"(docs/[\w-]+\.md),? sections? (\d+)", text):
+            numbered = headings((REPO / page).read_text()) if (REPO / page).exists() else set()
+            if not any(h.startswith(f"{number}. ") for h in numbered):
+                broken.append(f"{path.relative_to(REPO)}: {page} section {number}")
+    assert not broken, broken

@@ -22,11 +22,10 @@ KEY = "tag-test-key"       # the deployed image's key (Manager.site's default): 
 UNINSTALL = REPO / "playbooks" / "uninstall.yml"
 RESTART = "virustotal_ip : Restart wazuh-manager"
 # Steps of the real run that follow from a change the dry run announced but cannot show
-# themselves changing: bytecode is compiled from the code the real run copied, and its mode
-# set; the backups the real run made of the files it changed are removed once they validate.
+# themselves changing: the package is compiled from the code the real run copied; the backups
+# the real run made of the files it changed are removed once they validate.
 FOLLOW_ON = {
-    "virustotal_ip : Compile the entry point and the package with the manager's Python",
-    "virustotal_ip : Let the wazuh group read the compiled code",
+    "virustotal_ip : Compile the package with the manager's Python",
     "virustotal_ip : Remove the backups of the files that validated",
 }
 

@@ -34,7 +34,7 @@ def wazuh_account():
 
 @pytest.fixture(params=[python for _, python in script_pythons()], ids=[name for name, _ in script_pythons()])
 def manager(vt, wazuh_account, request):
-    """A Wazuh home with a manager's owners and modes (wazuh-contract.md sections 2 and 6:
+    """A Wazuh home with a manager's owners and modes (docs/wazuh-interfaces.md sections 2 and 6:
     integrations/ and the config root's and readable by the wazuh group; logs/ and var/
     writable by that group, as issue 31 found them), where the wazuh user can reach it, beside
     `root_only`: a directory only root may use. The config names a key the script does not

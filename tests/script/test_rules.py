@@ -1,6 +1,6 @@
-"""files/virustotal_ip_rules.xml against wazuh-contract.md section 4 and integration.md's table.
+"""files/virustotal_ip_rules.xml against docs/wazuh-interfaces.md section 4 and docs/events-and-rules.md's table.
 
-Every mistake the contract lists as fatal for analysisd (the manager would not start) is checked,
+Every mistake section 4 lists as fatal for analysisd (the manager would not start) is checked,
 and so is the shape that keeps the rules reachable (under 87100, anchored, parent first).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ RULE_ELEMENTS = {"if_sid", "field", "description", "options", "group", "mitre", 
 RULE_ATTRIBUTES = {"id", "level", "frequency", "timeframe", "ignore", "overwrite", "noalert", "maxsize"}
 FIELD_ATTRIBUTES = {"name", "type", "negate"}
 OPTION_VALUES = {"alert_by_email", "no_email_alert", "no_log", "no_full_log", "no_counter"}
-TABLE = {  # integration.md, Rules
+TABLE = {  # docs/events-and-rules.md, "The rules"
     "199900": (3, "87100", "integration", "^virustotal_ip$"),
     "199901": (12, "199900", "virustotal_ip.verdict", "^malicious$"),
     "199902": (7, "199900", "virustotal_ip.verdict", "^suspicious$"),
@@ -94,12 +94,13 @@ def test_base_rule_hangs_under_87100_and_children_follow_their_parent(rules):
 def test_error_rule_matches_only_a_present_non_null_error(rules):
     [error_rule] = [r for r in rules if r.get("id") == "199904"]
     field = error_rule.find("field")
-    # a missing field fails before negate (contract 4a), so negate="yes" ^null$ means "present, not null"
+    # a missing field fails before negate (docs/wazuh-interfaces.md section 4), so negate="yes" ^null$
+    # means "present, not null"
     assert (field.get("negate"), field.text) == ("yes", "^null$")
 
 
 def test_rule_groups_never_include_a_trigger_group():
-    """The loop hazard (contract section 1): the seed triggers on <group>sshd</group>."""
+    """The loop hazard (docs/wazuh-interfaces.md section 1): the original design triggers on <group>sshd</group>."""
     names = ET.fromstring(RULES.read_text()).get("name").strip(",").split(",")
     assert "sshd" not in names and "authentication_success" not in names
 

@@ -1,6 +1,7 @@
-"""The verdict: seed-readme.md's heuristic, steps 1-5 of integration.md, as pure functions.
+"""The verdict: the heuristic of docs/verdict.md, steps 1-5, as pure functions.
 
-Every branch of every step is a row; the seed's two worked examples are checked field by field.
+Every branch of every step is a row; its two worked examples (the original design's, "the seed")
+are checked field by field.
 """
 from __future__ import annotations
 
@@ -137,7 +138,7 @@ def seed_source(ip):
 
 
 def test_seed_example_malicious_64_62_197_132():
-    """seed-readme.md Test 1, field by field (dates relative to now)."""
+    """docs/verdict.md, worked example 1, field by field (dates relative to now)."""
     f = facts(m=11, s=2, rep=-3, age=0.7, as_owner="HURRICANE", network="64.62.197.0/24")
     entry = {"found": True, "facts": f, "fetched_at": NOW}
     e = wazuh.build_enrichment(entry, cfg(), NOW, seed_source("64.62.197.132"), cached=False)
@@ -156,7 +157,7 @@ def test_seed_example_malicious_64_62_197_132():
 
 
 def test_seed_example_unknown_108_157_98_17_uses_the_pivot():
-    """seed-readme.md Test 2: no hits, 138.7 days old, pivot used with 1 file, 0 strong."""
+    """docs/verdict.md, worked example 2: no hits, 138.7 days old, pivot used with 1 file, 0 strong."""
     f = facts(age=138.7, as_owner="AMAZON-02", network="108.157.96.0/22")
     entry = {"found": True, "facts": f, "pivot": [0], "fetched_at": NOW}
     e = wazuh.build_enrichment(entry, cfg(), NOW, seed_source("108.157.98.17"), cached=False)

@@ -1,4 +1,4 @@
-"""VirusTotal failing in every way virustotal-api-v3.md lists, the network, and analysisd.
+"""VirusTotal failing in every way docs/virustotal-api.md lists, the network, and analysisd.
 
 An error is an error event (rule 199904), never a verdict; the run always ends within
 timeout x (retries + 1) + 2 s; an undeliverable result is kept for --drain.
@@ -39,7 +39,7 @@ def test_wrong_api_key_is_reported_as_vt_reports_it(home, vt):
 
 
 def test_vt_error_message_repeating_the_key_reaches_neither_the_log_nor_the_event(home, vt):
-    # VT v3's error format (virustotal-api-v3.md "Errors"), its message quoting the key it was sent
+    # VT v3's error format (docs/virustotal-api.md, "Errors"), its message quoting the key it was sent
     vt.fail(status=401, code="WrongCredentialsError", message=f"Wrong API key {API_KEY}; {API_KEY} is not valid")
     r = home.run()
     e = only_event(r)

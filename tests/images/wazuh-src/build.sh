@@ -191,8 +191,8 @@ docker image inspect "$image" >/dev/null 2>&1 || die "no $image to verify: build
 python=$repo/.venv/bin/python
 [ -x "$python" ] || die "no $python to verify $image with: run make venv first"
 key=$( { docker image inspect -f '{{.Id}}' "$image"
-         cd "$repo" && cat tests/images/test_manager_interfaces.py tests/manager_harness.py tests/harness.py \
-             tests/conftest.py tests/no_egress.py tests/vt_server.py files/virustotal_ip_rules.xml pyproject.toml
+         cd "$repo" && cat tests/images/test_manager_interfaces.py tests/images/build.py tests/manager_harness.py \
+             tests/harness.py tests/conftest.py tests/no_egress.py tests/vt_server.py files/virustotal_ip_rules.xml pyproject.toml
        } | sha256sum | cut -c1-32)
 stamp=${XDG_CACHE_HOME:-$HOME/.cache}/wazuh-virustotal-ip/verified/$key
 exec 8>"${TMPDIR:-/tmp}/vtip-image-verify.lock"     # one verification at a time, each once

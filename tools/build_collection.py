@@ -9,7 +9,7 @@ without ansible-test) on the tarball and fails on any error or warning, and `--s
 supports: requirements.txt's (this Python's) and each tests/ansible-cores/<X.Y>.txt, from its
 .venv-core-<X.Y> (tests/ansible-cores/make-venvs.sh), as `make lint` does.
 
-Run: python tests/build_collection.py --repository URL [--documentation URL] [--issues URL]
+Run: python tools/build_collection.py --repository URL [--documentation URL] [--issues URL]
      [--homepage URL] [--out build] [--import-check] [--sanity]
 """
 from __future__ import annotations

@@ -14,7 +14,7 @@ and, whole, the two files a manual install (docs/deploying.md) writes by hand:
   templates/ossec_integration.xml             the role's <integration> block at its defaults
 tests/role/test_settings_schema.py fails when a file differs from what this writes. Adding a
 setting: one row in SCHEMA (and its use in the code), then `make settings`.
-Run: python tests/generate_settings.py [--check]
+Run: python tools/generate_settings.py [--check]
 """
 from __future__ import annotations
 
