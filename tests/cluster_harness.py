@@ -1,17 +1,19 @@
-"""Driving a Wazuh cluster of from-source managers (the cluster image, manager_harness.IMAGES'
-wazuh-src-cluster): nodes on a Docker network of their own, an agent of a worker, and site.yml
-on masters and workers. Everything is Wazuh's own interfaces, as in manager_harness.py."""
+"""Driving a Wazuh cluster of from-source managers (the cluster image, images/build.py's IMAGES
+wazuh-src-cluster: wazuh-clusterd and wazuh-modulesd beside the manager's daemons): nodes on a
+Docker network of their own, agents of a worker (manager_harness.Agent on that network), and
+site.yml on masters and workers. Everything is Wazuh's own interfaces, as in manager_harness.py."""
 from __future__ import annotations
 
 import hashlib
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from manager_harness import OSSEC, REPO, Agent, Container, Manager, run_playbook
+from manager_harness import OSSEC, REPO, Container, Manager, run_playbook
 
 CLUSTER_KEY = "c98b62a9b6169ac5f67dae55ae4a9088"      # clusterd's: 32 characters
 RULES = f"{OSSEC}/etc/rules/virustotal_ip_rules.xml"
@@ -29,6 +31,20 @@ def docker_network() -> Iterator[str]:
         subprocess.run(["docker", "network", "rm", name], capture_output=True, check=False)
 
 
+def side_by_side(*makers: Callable[[], Container]) -> list:
+    """The containers `makers` start (each running once made), made side by side; when one
+    fails, the others are stopped and its error raised."""
+    with ThreadPoolExecutor(len(makers)) as pool:
+        futures = [pool.submit(make) for make in makers]
+    made = [f.result() for f in futures if f.exception() is None]
+    failures = [f.exception() for f in futures if f.exception() is not None]
+    if failures:
+        for container in made:
+            container.stop()
+        raise failures[0]
+    return made
+
+
 def cluster_block(node_type: str, node_name: str, master: str) -> str:
     """A <cluster> block as Wazuh's documentation has an administrator write it."""
     return (f"<cluster>\n    <name>wazuh</name>\n    <node_name>{node_name}</node_name>\n"
@@ -38,12 +54,24 @@ def cluster_block(node_type: str, node_name: str, master: str) -> str:
 
 
 class Node(Manager):
-    """A manager container, on `network` if given (reachable there by its name); running once
-    constructed."""
+    """A manager container, on `network` if given (reachable there by its name, as are the agents
+    started on it: Agent(node, name, network=node.network)), with `options` for docker run;
+    running once constructed."""
 
-    def __init__(self, image: str, network: str | None = None) -> None:
-        Container.__init__(self, image, *(["--network", network] if network else []))
-        self.wait_running()
+    def __init__(self, image: str, network: str | None = None, *options: str) -> None:
+        Container.__init__(self, image, *(["--network", network] if network else []), *options)
+        self.network = network
+        try:
+            self.wait_running()
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_running(self, timeout: float = 90) -> None:
+        """Manager's, with more time: wazuh-control tests every daemon's configuration before it
+        starts any, and clusterd's test imports Wazuh's framework (seconds of CPU, a minute on a
+        loaded machine), even when no <cluster> block enables it."""
+        super().wait_running(timeout)
 
     def write_cluster_block(self, node_type: str, node_name: str, master: str) -> None:
         """ossec.conf's <cluster> block replaced by one for this node (read at the next start)."""
@@ -65,22 +93,6 @@ class Node(Manager):
 
     def wait_clusterd_log(self, text: str, timeout: float = 60) -> None:
         self.wait(lambda: text in self.read(f"{OSSEC}/logs/cluster.log"), timeout, f"{text!r} in cluster.log")
-
-
-class WorkerAgent(Agent):
-    """An agent beside a worker, in its network namespace: it enrols through the worker's authd,
-    which hands the enrolment to the master through clusterd; the key comes back to the worker
-    with clusterd's next sync of client.keys, and then the worker's remoted takes the agent.
-    Connected, with the worker's shared configuration, once constructed."""
-
-    def wait_known(self, manager: Manager) -> str:
-        """Not the agent in the worker's wazuh-db, unlike Agent: on a worker, modulesd's database
-        module copies client.keys into wazuh-db, and modulesd is not built (the image's
-        NOT-BUILT), so the worker's wazuh-db never lists it. Its connection instead: the worker's
-        shared configuration reached it (Agent.reloaded); its id is client.keys'."""
-        self.wait(self.reloaded, 120, f"agent {self.agent_name} connected to the worker")
-        keys = [line.split() for line in manager.read(f"{OSSEC}/etc/client.keys").splitlines()]
-        return next(fields[0] for fields in keys if fields[1:2] == [self.agent_name])
 
 
 def site(workdir: Path, masters: list, workers: list, *args: str, api_key: str) -> subprocess.CompletedProcess:

@@ -25,7 +25,7 @@ WAZUH_VERSION, *_, WAZUH_OLDEST_VERSION = pinned_wazuh_versions()
 IMAGES = {
     "wazuh-src": (f"localhost/wazuh-manager-src:{WAZUH_VERSION}", [str(BUILD_SH), WAZUH_VERSION]),
     "wazuh-src-oldest": (f"localhost/wazuh-manager-src:{WAZUH_OLDEST_VERSION}", [str(BUILD_SH), WAZUH_OLDEST_VERSION]),
-    # the manager plus wazuh-clusterd (the cluster tests)
+    # the manager plus wazuh-modulesd and wazuh-clusterd (the cluster tests)
     "wazuh-src-cluster": (f"localhost/wazuh-manager-src:{WAZUH_VERSION}-cluster",
                           [str(BUILD_SH), "--cluster", WAZUH_VERSION]),
 }

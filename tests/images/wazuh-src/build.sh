@@ -10,11 +10,12 @@
 # images runs them apart, so that an older version builds while the current one is verified:
 # only the build holds the version's one-build-at-a-time lock.
 #
-# --cluster builds localhost/wazuh-manager-src:VERSION-cluster: the manager plus wazuh-clusterd
-# (Wazuh's framework and API, cluster/install.sh), for the versions whose API archive
-# sources.lock pins. Only the cluster test asks for it. Its Python libraries are installed here
-# from the wheels cluster/requirements.txt pins by hash (pip --require-hashes, from PyPI or the
-# index pip is configured with), for the image's Python (3.13) and this machine's architecture.
+# --cluster builds localhost/wazuh-manager-src:VERSION-cluster: the manager plus wazuh-modulesd
+# (modulesd/install.sh) and wazuh-clusterd (Wazuh's framework and API, cluster/install.sh), for
+# the versions whose API archive sources.lock pins. Only the cluster tests ask for it. Its Python
+# libraries are installed here from the wheels cluster/requirements.txt pins by hash (pip
+# --require-hashes, from PyPI or the index pip is configured with), for the image's Python (3.13)
+# and this machine's architecture.
 #
 # The Debian release is the version's: 4.8 and later link Wazuh's C++ router (wazuh-db,
 # remoted), which needs trixie's flatbuffers and cpp-httplib; 4.7 builds on bookworm.
@@ -159,6 +160,8 @@ if [ "$steps" != verify ]; then
         mv "$ctx/sources/wazuh-$version-api.tar.xz" "$ctx/cluster/sources/"
         cp "$ctx/sources/wazuh-$version-src.tar.xz" "$ctx/cluster/sources/"
         cp "$here/cluster/install.sh" "$here/cluster/asyncio-coroutine.patch" "$ctx/cluster/"
+        mkdir -p "$ctx/modulesd"
+        cp "$here/modulesd/install.sh" "$ctx/modulesd/"
         cluster_libraries "$ctx/cluster/site-packages"
     fi
     cp -r "$here/Dockerfile" "$here/deps.sh" "$here/compile.sh" "$here/install.sh" "$here/README.md" "$here/init" \
