@@ -20,8 +20,7 @@ def look_up_alert(home: str, opts: dict, cfg, target: Target, log: Log, started:
     try:
         state = st.open_state(home, log)
     except st.StateError as exc:
-        return undelivered(Crew(state=None, delivery=delivery, log=log, lookup_for=None), target.source,
-                           f"{exc}; not looked up")
+        return undelivered(delivery, log, target.source, f"{exc}; not looked up")
     run = Lookup(cfg=cfg, log=log, state=state, api_key=opts["api_key"] or cfg.api_key,
                  timeout=opts["timeout"], retries=opts["retries"],
                  started=started, time_budget=opts["timeout"] * (opts["retries"] + 1))

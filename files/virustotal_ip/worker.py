@@ -139,8 +139,8 @@ def look_up_now(crew: Crew, source: dict, slot_count: int) -> int:
     try:
         state.add_pending(source, deferred=False)
     except st.Error as exc:
-        return undelivered(crew, source, f"the pending store cannot keep it ({exc}), so no VirusTotal "
-                                         "request can be counted: not looked up")
+        why = f"the pending store cannot keep it ({exc}), so no VirusTotal request can be counted: not looked up"
+        return undelivered(crew.delivery, log, source, why)
     slot, fd = take_slot(state, slot_count, crew.lookup_for(None))
     if fd is None:
         log.info(f"{ip}: no lookup slot came free in time; alert {shown(source['alert_id'])} waits for --drain")
@@ -182,13 +182,13 @@ def take_slot(state: st.State, slot_count: int, run: Lookup) -> tuple:
         return None, None
 
 
-def undelivered(crew: Crew, source: dict, why: str) -> int:
+def undelivered(delivery: Delivery, log: Log, source: dict, why: str) -> int:
     """An alert nothing more can be done for now: its error event says why (exit 3)."""
-    crew.log.error(f"{source['ip']}: alert {shown(source['alert_id'])}: {why}")
+    log.error(f"{source['ip']}: alert {shown(source['alert_id'])}: {why}")
     try:
-        crew.delivery.error("Undelivered", why, source)
+        delivery.error("Undelivered", why, source)
     except DeliveryError as exc:
-        crew.log.error(f"{source['ip']}: {exc}")
+        log.error(f"{source['ip']}: {exc}")
     return EXIT_UNDELIVERED
 
 
